@@ -1,0 +1,1 @@
+"""Canopy: one IDL, typed proxies and stubs, the same calls across every boundary."""
