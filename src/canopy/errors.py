@@ -115,9 +115,7 @@ InvalidVersion = _define(
 TransportError = _define("TransportError", ErrorCode.TRANSPORT_ERROR, "The link failed.")
 CallTimeout = _define("CallTimeout", ErrorCode.CALL_TIMEOUT, "The call's deadline passed.")
 CallCancelled = _define("CallCancelled", ErrorCode.CALL_CANCELLED, "The call was cancelled.")
-ProtocolError = _define(
-    "ProtocolError", ErrorCode.PROTOCOL_ERROR, "The peer broke the protocol."
-)
+ProtocolError = _define("ProtocolError", ErrorCode.PROTOCOL_ERROR, "The peer broke the protocol.")
 RemoteException = _define(
     "RemoteException",
     ErrorCode.EXCEPTION,

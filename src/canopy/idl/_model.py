@@ -492,6 +492,7 @@ class Model:
     imports: tuple[str, ...] = ()
     index: dict[str, TypeDefinition | Namespace] = field(default_factory=dict, compare=False)
     aliases: dict[str, str] = field(default_factory=dict, compare=False)
+    fingerprints: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def lookup(self, name: str) -> TypeDefinition | Namespace:
         """The definition called ``name`` (qualified, inline namespaces optional)."""
