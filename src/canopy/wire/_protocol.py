@@ -1,0 +1,337 @@
+"""The sans-I/O protocol endpoint: bytes in, events out; messages in, bytes out.
+
+Theory of operation: a ``Protocol`` is one end of one link. It never touches a
+socket, a thread, a loop or a clock (as in h11 and the websockets protocol
+module): drivers feed it what they read (``receive_data``), drain the events
+it found (``events``), hand it messages to send (``send``) and write what it
+gives back (``data_to_send``). It owns framing, the handshake, decoding, and
+the link's limits.
+
+Frames are a 4-byte little-endian length then one MessagePack message. State
+runs HANDSHAKE -> OPEN -> CLOSING -> CLOSED, or to CLOSED at once on a fatal
+error. Invariants: no message but the handshake's passes before OPEN; a frame
+longer than ``max_frame_size`` is fatal (the stream cannot be trusted to
+resynchronise); a frame that is well delimited but does not decode is reported
+and skipped, and ``max_decode_errors`` of them in a row close the link.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from canopy.errors import ErrorCode
+from canopy.wire._messages import (
+    HANDSHAKE,
+    SUPPORTED_VERSIONS,
+    Close,
+    CloseAck,
+    Encoding,
+    Hello,
+    Message,
+    Refuse,
+    Welcome,
+)
+
+_HEADER = 4
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Security limits of a link; each is a constructor parameter with a safe default."""
+
+    max_frame_size: int = 16 * 1024 * 1024
+    """Largest frame accepted, in bytes; a larger one closes the link."""
+    max_depth: int = 64
+    """Deepest nesting of containers accepted inside a payload."""
+    max_calls_in_flight: int = 1024
+    """Calls a peer may have waiting on this side at once; more are refused."""
+    max_exported_objects: int = 100_000
+    """Objects this side will export to one peer."""
+    max_decode_errors: int = 8
+    """Malformed frames in a row before the link is closed."""
+
+
+class Role(enum.Enum):
+    CONNECTING = "connecting"
+    ACCEPTING = "accepting"
+
+
+class State(enum.Enum):
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeComplete:
+    version: int
+    encoding: Encoding
+    peer_zone: int
+    peer_object: int
+    peer_interface: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolViolation:
+    """The peer sent something that does not fit; ``fatal`` means the link is closed."""
+
+    code: ErrorCode
+    reason: str
+    fatal: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LinkClosed:
+    """The link ended; ``clean`` when both sides said goodbye."""
+
+    clean: bool
+    reason: str = ""
+
+
+Event = HandshakeComplete | MessageReceived | ProtocolViolation | LinkClosed
+
+
+@dataclass(slots=True)
+class Protocol:
+    """One end of a link between two zones."""
+
+    role: Role
+    zone: int
+    encodings: tuple[Encoding, ...] = (Encoding.BINARY,)
+    limits: Limits = field(default_factory=Limits)
+    root_object: int = 0
+    root_interface: int = 0
+    state: State = State.HANDSHAKE
+    version: int = 0
+    encoding: Encoding = Encoding.BINARY
+    _in: bytearray = field(default_factory=bytearray)
+    _out: bytearray = field(default_factory=bytearray)
+    _events: list[Event] = field(default_factory=list)
+    _bad_frames: int = 0
+    _close_sent: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.encodings:
+            raise ValueError("a link needs at least one encoding")
+        if self.role is Role.CONNECTING:
+            self._write(
+                Hello(
+                    SUPPORTED_VERSIONS,
+                    tuple(int(e) for e in self.encodings),
+                    self.zone,
+                    self.root_object,
+                    self.root_interface,
+                )
+            )
+
+    # -- driving
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes read from the stream; an empty ``data`` means end of stream."""
+        if self.state is State.CLOSED:
+            return
+        if not data:
+            clean = self.state is State.CLOSING and self._close_sent
+            self._finish(clean, "" if clean else "the peer closed the stream")
+            return
+        self._parse(data)
+
+    def events(self) -> list[Event]:
+        """The events found since the last call, oldest first."""
+        found, self._events = self._events, []
+        return found
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the stream, coalesced since the last call."""
+        if not self._out:
+            return b""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def send(self, message: Message) -> None:
+        """Queue one message; only ``Close`` and ``CloseAck`` may follow a ``Close``."""
+        if self.state is State.HANDSHAKE:
+            raise RuntimeError("the handshake has not completed")
+        if self.state is State.CLOSED or (
+            self.state is State.CLOSING and not isinstance(message, Close | CloseAck)
+        ):
+            raise RuntimeError(f"the link is {self.state.value}")
+        self._write(message)
+
+    def send_many(self, messages: Iterable[Message]) -> None:
+        for m in messages:
+            self.send(m)
+
+    def close(self) -> None:
+        """Begin a clean close: say goodbye and wait for the peer's acknowledgement."""
+        if self.state in (State.OPEN, State.HANDSHAKE) and not self._close_sent:
+            self._write(Close())
+            self._close_sent = True
+            self.state = State.CLOSING
+
+    def abort(self, reason: str) -> None:
+        """End the link at once (the driver saw the stream fail)."""
+        self._finish(False, reason)
+
+    # -- internals
+
+    def _write(self, message: Message) -> None:
+        out = self._out
+        start = len(out)
+        out += b"\0\0\0\0"
+        _encoder.encode_into(message, out, start + _HEADER)
+        size = len(out) - start - _HEADER
+        if size > self.limits.max_frame_size:
+            del out[start:]
+            raise ValueError(
+                f"message of {size} bytes exceeds max_frame_size {self.limits.max_frame_size}"
+            )
+        out[start : start + _HEADER] = size.to_bytes(_HEADER, "little")
+
+    def _parse(self, data: bytes | bytearray | memoryview) -> None:
+        # Decoded payloads (msgspec.Raw) point into the bytes they came from, so
+        # frames are decoded from an immutable copy, never from the growing
+        # receive buffer. Reads usually end on a frame boundary: then the data
+        # passed in is used as it is, with no copy at all.
+        if self._in:
+            self._in += data
+            data = bytes(self._in)
+            self._in.clear()
+        elif not isinstance(data, bytes):
+            data = bytes(data)
+        view = memoryview(data)
+        pos, end = 0, len(data)
+        while end - pos >= _HEADER and self.state is not State.CLOSED:
+            size = int.from_bytes(view[pos : pos + _HEADER], "little")
+            if size > self.limits.max_frame_size:
+                self._fatal(
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"frame of {size} bytes exceeds max_frame_size {self.limits.max_frame_size}",
+                )
+                return
+            if end - pos - _HEADER < size:
+                break
+            frame = view[pos + _HEADER : pos + _HEADER + size]
+            pos += _HEADER + size
+            self._frame(frame)
+        if pos < end and self.state is not State.CLOSED:
+            self._in += view[pos:]
+
+    def _frame(self, frame: memoryview) -> None:
+        try:
+            message = _decoder.decode(frame)
+        except (msgspec.DecodeError, RecursionError) as e:
+            self._bad_frames += 1
+            fatal = (
+                self.state is State.HANDSHAKE or self._bad_frames >= self.limits.max_decode_errors
+            )
+            reason = f"malformed frame: {e}"
+            if fatal:
+                self._fatal(ErrorCode.PROTOCOL_ERROR, reason)
+            else:
+                self._events.append(ProtocolViolation(ErrorCode.PROTOCOL_ERROR, reason, False))
+            return
+        self._bad_frames = 0
+        if self.state is State.HANDSHAKE:
+            self._handshake(message)
+        elif isinstance(message, HANDSHAKE):
+            self._fatal(ErrorCode.PROTOCOL_ERROR, f"{type(message).__name__} after the handshake")
+        elif isinstance(message, Close):
+            if not self._close_sent:
+                self._write(CloseAck())
+            self._finish(True)
+        elif isinstance(message, CloseAck):
+            self._finish(True)
+        else:
+            self._events.append(MessageReceived(message))
+
+    def _handshake(self, message: Message) -> None:
+        if self.role is Role.ACCEPTING:
+            if not isinstance(message, Hello):
+                self._fatal(
+                    ErrorCode.PROTOCOL_ERROR,
+                    f"expected Hello to open the link, got {type(message).__name__}",
+                )
+                return
+            self._answer(message)
+        elif isinstance(message, Welcome):
+            if message.version not in SUPPORTED_VERSIONS or message.encoding not in self.encodings:
+                self._fatal(
+                    ErrorCode.PROTOCOL_ERROR,
+                    f"the peer chose version {message.version} and encoding {message.encoding}, "
+                    "which this side did not offer",
+                )
+                return
+            self._open(message.version, Encoding(message.encoding), message)
+        elif isinstance(message, Refuse):
+            self._fatal(
+                ErrorCode(message.code) if message.code in _CODES else ErrorCode.PROTOCOL_ERROR,
+                f"the peer refused the link: {message.message}",
+            )
+        else:
+            self._fatal(
+                ErrorCode.PROTOCOL_ERROR,
+                f"expected Welcome or Refuse, got {type(message).__name__}",
+            )
+
+    def _answer(self, hello: Hello) -> None:
+        versions = [v for v in hello.versions if v in SUPPORTED_VERSIONS]
+        if not versions:
+            self._refuse(
+                ErrorCode.INVALID_VERSION,
+                f"no protocol version in common: peer offers {list(hello.versions)}, "
+                f"this side speaks {list(SUPPORTED_VERSIONS)}",
+            )
+            return
+        offered = set(hello.encodings)
+        chosen = next((e for e in self.encodings if e in offered), None)
+        if chosen is None:
+            names = [Encoding(e).name.lower() for e in self.encodings]
+            self._refuse(
+                ErrorCode.INCOMPATIBLE_SERIALISATION,
+                f"no encoding in common: peer offers {sorted(offered)}, this side accepts "
+                f"{', '.join(names)}",
+            )
+            return
+        version = max(versions)
+        self._write(Welcome(version, int(chosen), self.zone, self.root_object, self.root_interface))
+        self._open(version, chosen, hello)
+
+    def _open(self, version: int, encoding: Encoding, peer: Hello | Welcome) -> None:
+        self.state = State.OPEN
+        self.version = version
+        self.encoding = encoding
+        self._events.append(
+            HandshakeComplete(version, encoding, peer.zone, peer.object, peer.interface)
+        )
+
+    def _refuse(self, code: ErrorCode, reason: str) -> None:
+        self._write(Refuse(int(code), reason))
+        self._events.append(ProtocolViolation(code, reason, True))
+        self._finish(False, reason)
+
+    def _fatal(self, code: ErrorCode, reason: str) -> None:
+        self._events.append(ProtocolViolation(code, reason, True))
+        self._finish(False, reason)
+
+    def _finish(self, clean: bool, reason: str = "") -> None:
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self._events.append(LinkClosed(clean, reason))
+
+
+_CODES = {int(c) for c in ErrorCode}
