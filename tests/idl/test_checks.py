@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from canopy.idl import IdlError, compile_file, compile_text
+from canopy.idl import EnumValueRef, IdlError, Struct, compile_file, compile_text
 
 
 def errors(text: str) -> list[str]:
@@ -128,7 +128,8 @@ CASES = {
     "default out of range": (
         "struct s { uint8_t small = 300; };",
         [
-            "t.idl:1:12: error: default value 300 does not fit field 'small' of type uint8_t (0..255)"
+            "t.idl:1:12: error: default value 300 does not fit field 'small' of type uint8_t"
+            " (0..255)"
         ],
     ),
     "default naming a missing enum value": (
@@ -256,3 +257,45 @@ def test_import_cycle(tmp_path: Path) -> None:
     )
     assert diagnostic.location.file.endswith("b.idl")
     assert diagnostic.location.line == 1
+
+
+def test_enum_values_resolve_through_typedefs_in_wrappers() -> None:
+    model = compile_text(
+        "enum class color { red, green };\ntypedef color c_t;\n"
+        "struct s { rpc::optional<c_t> x = red; std::vector<c_t> y = {green, red}; };"
+    )
+    s = model.lookup("s")
+    assert isinstance(s, Struct)
+    assert [f.default for f in s.fields] == [
+        EnumValueRef("color", "red"),
+        (EnumValueRef("color", "green"), EnumValueRef("color", "red")),
+    ]
+
+
+def test_in_out_interface_pointer_behind_a_typedef_is_refused() -> None:
+    assert errors(
+        "interface i {};\ntypedef rpc::shared_ptr<i> p;\n"
+        "interface j { error_code f([in, out] p& x); };"
+    ) == [
+        "t.idl:3:28: error: [in, out] is not allowed on rpc::shared_ptr parameter 'x':"
+        " interface pointers are [in] or [out]"
+    ]
+
+
+def test_unscoped_enum_values_are_named_through_their_namespace() -> None:
+    model = compile_text(
+        "namespace n { enum plain { one, two }; }\nstruct s { n::plain p = n::two; };"
+    )
+    s = model.lookup("s")
+    assert isinstance(s, Struct)
+    assert s.fields[0].default == EnumValueRef("n::plain", "two")
+
+
+def test_a_struct_uses_its_own_constants_by_bare_name() -> None:
+    model = compile_text(
+        "struct k { static constexpr int n = 4; static constexpr int m = n * 2; int x = m + 1; };"
+    )
+    k = model.lookup("k")
+    assert isinstance(k, Struct)
+    assert [c.value for c in k.constants] == [4, 8]
+    assert k.fields[0].default == 9

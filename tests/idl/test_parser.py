@@ -364,7 +364,13 @@ def test_import_makes_types_known_without_generating_them(tmp_path: Path) -> Non
 
 
 def test_defines_from_the_command_line() -> None:
-    text = "#if defined(WIDE) && WIDTH > 32\nstruct s { int64_t v; };\n#else\nstruct s { int v; };\n#endif"
+    text = (
+        "#if defined(WIDE) && WIDTH > 32\n"
+        "struct s { int64_t v; };\n"
+        "#else\n"
+        "struct s { int v; };\n"
+        "#endif"
+    )
     wide = compile_text(text, defines={"WIDE": "1", "WIDTH": "64"})
     narrow = compile_text(text)
     assert field_type(wide, "s", "v") == PrimitiveType(Primitive.INT64)

@@ -173,6 +173,8 @@ class Resolver:
         self.index = index
         self.aliases = aliases
         self.reporter = reporter
+        # Constants of the struct or interface being checked, visible by bare name.
+        self.members: dict[str, Value] = {}
 
     def error(self, location: Location, message: str) -> None:
         self.reporter.error(location, message)
@@ -278,6 +280,7 @@ class Resolver:
                 base = None
         fields: list[Field] = []
         names = self._base_field_names(base)
+        constants = self._constants(s.constants, scope, s.template_params, names)
         for f in s.fields:
             self._check_attributes(f.attributes)
             if f.name in names:
@@ -288,7 +291,7 @@ class Resolver:
             if f.has_default:
                 default = self.default(f.default, t, scope, f.location, f"field '{f.name}'")
             fields.append(replace(f, type=t, default=default))
-        constants = self._constants(s.constants, scope, s.template_params, names)
+        self.members = {}
         return replace(s, base=base, fields=tuple(fields), constants=constants)
 
     def _base_field_names(self, base: str | None) -> set[str]:
@@ -307,12 +310,14 @@ class Resolver:
         self, constants: Iterable[Constant], scope: str, params: tuple[str, ...], names: set[str]
     ) -> tuple[Constant, ...]:
         out = []
+        self.members = {}
         for c in constants:
             if c.name in names:
                 self.error(c.location, f"duplicate member '{c.name}'")
             names.add(c.name)
             t = self.type(c.type, scope, c.location, params)
             value = self.default(c.value, t, scope, c.location, f"constant '{c.name}'")
+            self.members[c.name] = value
             out.append(replace(c, type=t, value=value))
         return tuple(out)
 
@@ -341,6 +346,7 @@ class Resolver:
             seen.setdefault(m.name, m.location)
             methods.append(self.method(m, i, scope))
         constants = self._constants(i.constants, scope, (), set(seen))
+        self.members = {}
         return replace(i, bases=tuple(bases), methods=tuple(methods), constants=constants)
 
     def method(self, m: Method, owner: Interface, scope: str) -> Method:
@@ -362,8 +368,9 @@ class Resolver:
             names.add(p.name)
             t = self.type(p.type, scope, p.location, ())
             params.append(replace(p, type=t))
-            if isinstance(t, InterfaceType) and p.direction is Direction.IN_OUT:
-                kind = "rpc::shared_ptr" if t.owning else "rpc::optimistic_ptr"
+            pointer = self._resolve_typedef(t)
+            if isinstance(pointer, InterfaceType) and p.direction is Direction.IN_OUT:
+                kind = "rpc::shared_ptr" if pointer.owning else "rpc::optimistic_ptr"
                 self.error(
                     p.location,
                     f"[in, out] is not allowed on {kind} parameter '{p.name}': interface "
@@ -639,7 +646,8 @@ class Resolver:
             if ref is not None:
                 return ref
         if isinstance(value, Expr) and value.op == "list":
-            return tuple(self._evaluate(v, _element_of(target), scope) for v in value.args)
+            element = self._element_of(target)
+            return tuple(self._evaluate(v, element, scope) for v in value.args)
 
         def names(name: str) -> int | None:
             ref = self._value_name(name, PrimitiveType(Primitive.INT64), scope)
@@ -674,7 +682,9 @@ class Resolver:
 
     def _value_name(self, written: str, target: TypeRef, scope: str) -> Value:
         """An enum value (``e::v``, or ``v`` of the target enum or an unscoped enum) or constant."""
-        target = _unwrap_optional(target)
+        target = self._resolve_typedef(_unwrap_optional(self._resolve_typedef(target)))
+        if "::" not in written and written in self.members:
+            return self.members[written]
         if "::" in written.removeprefix("::"):
             owner, _, member = written.rpartition("::")
             qname = self.lookup(owner, scope)
@@ -689,19 +699,33 @@ class Resolver:
                     for c in d.constants:
                         if c.name == member:
                             return c.value if not isinstance(c.value, Expr) else None
+                if isinstance(d, Namespace):
+                    found = self._unscoped_value(member, qname)
+                    if found is not None:
+                        return found
         if isinstance(target, NamedType):
             enum = self.index.get(target.name)
             if isinstance(enum, Enum) and any(v.name == written for v in enum.values):
                 return EnumValueRef(enum.qualified_name, written)
+        return self._unscoped_value(written, scope)
+
+    def _unscoped_value(self, name: str, scope: str) -> EnumValueRef | None:
+        """``name`` as a value of an unscoped enum declared directly in ``scope``."""
         for d in self.index.values():
             if (
                 isinstance(d, Enum)
                 and not d.is_class
                 and _scope_of(d.qualified_name) == scope
-                and any(v.name == written for v in d.values)
+                and any(v.name == name for v in d.values)
             ):
-                return EnumValueRef(d.qualified_name, written)
+                return EnumValueRef(d.qualified_name, name)
         return None
+
+    def _element_of(self, t: TypeRef) -> TypeRef:
+        t = self._resolve_typedef(_unwrap_optional(self._resolve_typedef(t)))
+        if isinstance(t, VectorType | ArrayType | SetType):
+            return t.element
+        return t
 
     def _fits(self, value: Value, t: TypeRef) -> bool:
         t = self._resolve_typedef(t)
@@ -743,13 +767,6 @@ class Resolver:
                     return value == ()
                 return False
         return False
-
-
-def _element_of(t: TypeRef) -> TypeRef:
-    t = _unwrap_optional(t)
-    if isinstance(t, VectorType | ArrayType | SetType):
-        return t.element
-    return t
 
 
 def _unwrap_optional(t: TypeRef) -> TypeRef:
