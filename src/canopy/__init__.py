@@ -1,1 +1,95 @@
-"""Canopy: one IDL, typed proxies and stubs, the same calls across every boundary."""
+"""Canopy: one IDL, typed proxies and stubs, the same calls across every boundary.
+
+The public surface: compile IDL (``load_idl``), store values with the schema
+they travel with (``encode``/``decode``), and the errors every call can raise.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from canopy.errors import (
+    ApplicationError,
+    CallCancelled,
+    CallTimeout,
+    CanopyError,
+    ErrorCode,
+    IncompatibleSerialisation,
+    InvalidCast,
+    InvalidData,
+    InvalidInterfaceId,
+    InvalidMethodId,
+    InvalidVersion,
+    LimitExceeded,
+    ObjectGone,
+    ObjectNotFound,
+    ProtocolError,
+    RemoteException,
+    RpcError,
+    TransportError,
+)
+from canopy.generated import decode, encode, validate
+
+if TYPE_CHECKING:
+    from canopy.idl import IdlError
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The IDL compiler (and lark) load only when asked for: generated modules
+    # import canopy at run time and need none of it.
+    if name == "IdlError":
+        from canopy.idl import IdlError
+
+        return IdlError
+    raise AttributeError(f"module 'canopy' has no attribute {name!r}")
+
+
+def load_idl(
+    path: str | os.PathLike[str],
+    *,
+    include_paths: Sequence[str | os.PathLike[str]] = (),
+    defines: Mapping[str, str] | None = None,
+) -> types.ModuleType:
+    """Compile an IDL file and build its Python package in memory.
+
+    The result's attributes are the file's top-level namespaces
+    (``load_idl("calculator.idl").calculator.i_calculator``), exactly as
+    ``canopy generate`` would write them to disk.
+    """
+    from canopy.codegen import load_python
+    from canopy.idl import compile_file
+
+    return load_python(compile_file(path, include_paths=include_paths, defines=defines))
+
+
+__all__ = [
+    "ApplicationError",
+    "CallCancelled",
+    "CallTimeout",
+    "CanopyError",
+    "ErrorCode",
+    "IdlError",
+    "IncompatibleSerialisation",
+    "InvalidCast",
+    "InvalidData",
+    "InvalidInterfaceId",
+    "InvalidMethodId",
+    "InvalidVersion",
+    "LimitExceeded",
+    "ObjectGone",
+    "ObjectNotFound",
+    "ProtocolError",
+    "RemoteException",
+    "RpcError",
+    "TransportError",
+    "__version__",
+    "decode",
+    "encode",
+    "load_idl",
+    "validate",
+]

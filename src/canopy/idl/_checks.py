@@ -853,3 +853,4 @@ def _spell(t: TypeRef) -> str:
 
 
 spell_type = _spell
+show_value = _show_value

@@ -1,0 +1,118 @@
+"""The ``canopy`` command: generate code from IDL, check frozen contracts, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from canopy.idl import IdlError, Model, compile_file
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.run(args)
+    except IdlError as e:
+        print(e.format(), file=sys.stderr)
+        return 2
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="canopy", description="Canopy RPC: one IDL, the same calls across every boundary."
+    )
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="compile an IDL file and write what it generates")
+    _idl_options(gen)
+    gen.add_argument("-o", "--output", type=Path, default=Path("."), help="output directory")
+    gen.add_argument(
+        "--checksums",
+        type=Path,
+        help="where to write check_sums/<status>/<name> (default: check_sums beside the IDL file)",
+    )
+    gen.set_defaults(run=_generate)
+
+    chk = sub.add_parser("check", help="fail if a [status=production] interface or struct changed")
+    _idl_options(chk)
+    chk.add_argument(
+        "--checksums",
+        type=Path,
+        help="the committed check_sums directory (default: check_sums beside the IDL file)",
+    )
+    chk.set_defaults(run=_check)
+
+    demo = sub.add_parser("demo", help="compile the example IDL files and show what they become")
+    demo.add_argument(
+        "-o", "--output", type=Path, help="also write the generated Python packages here"
+    )
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _idl_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("idl", type=Path, help="the IDL file")
+    p.add_argument(
+        "-I", dest="include", action="append", default=[], metavar="DIR", help="include path"
+    )
+    p.add_argument(
+        "-D",
+        dest="define",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="predefine a macro (VALUE defaults to 1)",
+    )
+
+
+def _compile(args: argparse.Namespace) -> Model:
+    defines = {}
+    for d in args.define:
+        name, _, value = d.partition("=")
+        defines[name] = value if "=" in d else "1"
+    return compile_file(args.idl, include_paths=args.include, defines=defines)
+
+
+def _checksum_dir(args: argparse.Namespace) -> Path:
+    chosen: Path | None = args.checksums
+    idl: Path = args.idl
+    return chosen if chosen is not None else idl.parent / "check_sums"
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from canopy.codegen import write_python
+    from canopy.codegen.checksums import write_checksums
+
+    model = _compile(args)
+    for path in write_python(model, args.output):
+        print(f"wrote {path}")
+    sums = write_checksums(model, _checksum_dir(args))
+    print(f"wrote {len(sums)} checksum file(s) under {_checksum_dir(args)}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from canopy.codegen.checksums import check
+
+    model = _compile(args)
+    problems = check(model, _checksum_dir(args))
+    for p in problems:
+        print(f"{args.idl}: {p}", file=sys.stderr)
+    if not problems:
+        print(f"{args.idl}: every production contract matches {_checksum_dir(args)}")
+    return 1 if problems else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from canopy._demo import run
+
+    run(args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
