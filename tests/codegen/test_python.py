@@ -12,7 +12,6 @@ import sys
 import textwrap
 import warnings
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -60,10 +59,8 @@ from canopy.idl import (
 )
 from canopy.idl import Enum as IdlEnum
 from canopy.idl import Interface as IdlInterface
+from contract import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "idl" / "examples"
-if not EXAMPLES.is_dir():  # a checkout without the shared tree: the packaged copies
-    EXAMPLES = Path(str(resources.files("canopy") / "examples"))
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 INT32 = PrimitiveType(Primitive.INT32)
 STRING = PrimitiveType(Primitive.STRING)

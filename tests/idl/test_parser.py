@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -36,9 +35,7 @@ from canopy.idl import (
     compile_text,
 )
 from canopy.idl._model import EnumValueRef
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "idl" / "examples"
-PACKAGED = resources.files("canopy") / "examples"
+from contract import EXAMPLES, PACKAGED_EXAMPLES, SHARED_EXAMPLES
 
 
 def field_type(model: Model, struct: str, name: str) -> object:
@@ -379,23 +376,21 @@ def test_defines_from_the_command_line() -> None:
 
 @pytest.mark.parametrize("name", ["calculator.idl", "idl_guide.idl", "inference.idl", "macros.idl"])
 def test_examples_compile(name: str) -> None:
-    path = EXAMPLES / name if EXAMPLES.is_dir() else Path(str(PACKAGED / name))
+    path = EXAMPLES / name
     model = compile_file(path)
     assert model.path == str(path)
 
 
 def test_packaged_examples_are_the_contract() -> None:
-    if not EXAMPLES.is_dir():
+    if not SHARED_EXAMPLES.is_dir():
         pytest.skip("shared/idl/examples is not beside this checkout")
-    for contract in sorted(EXAMPLES.glob("*.idl")):
-        packaged = PACKAGED / contract.name
+    for contract in sorted(SHARED_EXAMPLES.glob("*.idl")):
+        packaged = PACKAGED_EXAMPLES / contract.name
         assert packaged.read_text(encoding="utf-8") == contract.read_text(encoding="utf-8")
 
 
 def test_inference_example_model() -> None:
-    path = (
-        EXAMPLES / "inference.idl" if EXAMPLES.is_dir() else Path(str(PACKAGED / "inference.idl"))
-    )
+    path = EXAMPLES / "inference.idl"
     model = compile_file(path)
     names = [i.qualified_name for i in model.interfaces()]
     assert names == [

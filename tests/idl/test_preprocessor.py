@@ -3,7 +3,6 @@ with the exact diagnostics a user sees for each mistake."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,7 @@ from canopy.idl._preprocessor import (
     SourceLine,
     preprocess,
 )
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "idl" / "examples"
-if not EXAMPLES.is_dir():
-    EXAMPLES = Path(str(resources.files("canopy") / "examples"))
+from contract import EXAMPLES
 
 ACCEPTED_EXPRESSION = (
     "#if accepts integers, macro names, defined(NAME), parentheses and the C operators "

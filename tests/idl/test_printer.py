@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
-from idl_strategies import idl_sources, string_literal
 
 import canopy.idl
 from canopy.idl import (
@@ -23,8 +20,8 @@ from canopy.idl import (
     fingerprint,
     print_model,
 )
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "idl" / "examples"
+from contract import EXAMPLES
+from idl_strategies import idl_sources, string_literal
 
 
 def ids(model: Model) -> dict[str, int]:
