@@ -18,11 +18,12 @@ from canopy.idl import (
     Interface,
     Model,
     Struct,
+    TypeRef,
     compile_file,
     compile_text,
     fingerprint,
 )
-from canopy.idl._checks import show_value, spell_type
+from canopy.idl._printer import as_written, type_text, value_text
 
 EXAMPLES = ("calculator.idl", "idl_guide.idl", "inference.idl")
 
@@ -53,6 +54,10 @@ def run(output: Path | None) -> None:
         print(e.format())
 
 
+def _spell(t: TypeRef) -> str:
+    return type_text(t, as_written)
+
+
 def _title(text: str) -> None:
     print(f"\n{text}\n{'=' * len(text)}")
 
@@ -63,14 +68,14 @@ def _summary(name: str, model: Model, files: list[Path]) -> None:
         if isinstance(d, Struct):
             print(f"  struct {d.qualified_name}  id {fingerprint(model, d):#018x}")
             for f in d.fields:
-                default = f" = {show_value(f.default)}" if f.has_default else ""
-                print(f"      {spell_type(f.type)} {f.name}{default}")
+                default = f" = {value_text(f.default, as_written)}" if f.has_default else ""
+                print(f"      {_spell(f.type)} {f.name}{default}")
         elif isinstance(d, Interface):
             status = f"  [status={d.status}]" if d.status else ""
             print(f"  interface {d.qualified_name}  id {fingerprint(model, d):#018x}{status}")
             for m in d.methods:
-                ins = ", ".join(f"{p.name}: {spell_type(p.type)}" for p in m.inputs)
-                outs = ", ".join(f"{p.name}: {spell_type(p.type)}" for p in m.outputs)
+                ins = ", ".join(f"{p.name}: {_spell(p.type)}" for p in m.inputs)
+                outs = ", ".join(f"{p.name}: {_spell(p.type)}" for p in m.outputs)
                 flags = " [post]" if m.is_post else ""
                 print(f"      #{m.id} {m.name}({ins}) -> ({outs}){flags}")
     print("  python: " + ", ".join(str(f) for f in files))

@@ -21,7 +21,6 @@ from canopy.idl._model import (
     ArrayType,
     Attributes,
     Constant,
-    ConstantRef,
     Definition,
     Direction,
     Enum,
@@ -52,6 +51,7 @@ from canopy.idl._model import (
     VectorType,
 )
 from canopy.idl._parser import BUILTIN_TYPES, EvalError, Expr, evaluate
+from canopy.idl._printer import as_written, type_text, value_text
 
 Index = dict[str, TypeDefinition | Namespace]
 
@@ -806,51 +806,9 @@ def _range(t: TypeRef) -> str:
     return ""
 
 
-def _show_value(v: Value) -> str:
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "nullptr"
-    if isinstance(v, EnumValueRef):
-        return f"{v.enum}::{v.value}"
-    if isinstance(v, ConstantRef):
-        return v.name
-    if isinstance(v, tuple):
-        return "{" + ", ".join(_show_value(x) for x in v) + "}"
-    return repr(v)
-
-
 def _spell(t: TypeRef) -> str:
-    """A type as the IDL spells it, for messages."""
-    match t:
-        case PrimitiveType(kind):
-            return kind.value
-        case VectorType(e):
-            return f"std::vector<{_spell(e)}>"
-        case ArrayType(e, n):
-            return f"std::array<{_spell(e)}, {n}>"
-        case MapType(k, v, kind):
-            return f"{kind.value}<{_spell(k)}, {_spell(v)}>"
-        case SetType(e, kind):
-            return f"{kind.value}<{_spell(e)}>"
-        case OptionalType(e):
-            return f"rpc::optional<{_spell(e)}>"
-        case NullableType(e):
-            return f"rpc::nullable<{_spell(e)}>"
-        case VariantType(alts):
-            return "rpc::variant<" + ", ".join(_spell(a) for a in alts) + ">"
-        case InterfaceType(name, owning):
-            return f"rpc::{'shared_ptr' if owning else 'optimistic_ptr'}<{name}>"
-        case JsonType():
-            return "json::v1::object"
-        case NamedType(name, args):
-            return name + ("<" + ", ".join(_spell(a) for a in args) + ">" if args else "")
-        case TemplateParamType(name):
-            return name
-    raise AssertionError(t)  # pragma: no cover
+    return type_text(t, as_written)
 
 
-spell_type = _spell
-show_value = _show_value
+def _show_value(v: Value) -> str:
+    return value_text(v, as_written)

@@ -14,29 +14,18 @@ import hashlib
 import json
 
 from canopy.idl._model import (
-    ArrayType,
     Attributes,
     Enum,
     EnumValueRef,
     ErrorDomain,
     Interface,
-    InterfaceType,
-    JsonType,
-    MapType,
     Model,
-    NamedType,
-    NullableType,
-    OptionalType,
-    PrimitiveType,
-    SetType,
     Struct,
-    TemplateParamType,
     Typedef,
     TypeRef,
     Value,
-    VariantType,
-    VectorType,
 )
+from canopy.idl._printer import type_text
 
 Fingerprinted = Interface | Struct | Enum | ErrorDomain
 
@@ -131,36 +120,14 @@ class _Seeder:
         return qname  # unresolved names only reach here from unchecked models
 
     def type(self, t: TypeRef) -> str:
-        match t:
-            case PrimitiveType(kind):
-                return kind.value
-            case VectorType(e):
-                return f"vector<{self.type(e)}>"
-            case ArrayType(e, n):
-                return f"array<{self.type(e)}, {n}>"
-            case MapType(k, v, kind):
-                return f"{kind.value.removeprefix('std::')}<{self.type(k)}, {self.type(v)}>"
-            case SetType(e, kind):
-                return f"{kind.value.removeprefix('std::')}<{self.type(e)}>"
-            case OptionalType(e):
-                return f"optional<{self.type(e)}>"
-            case NullableType(e):
-                return f"nullable<{self.type(e)}>"
-            case VariantType(alts):
-                return "variant<" + ", ".join(self.type(a) for a in alts) + ">"
-            case InterfaceType(name, owning):
-                return f"{'shared_ptr' if owning else 'optimistic_ptr'}<{self._ref(name)}>"
-            case JsonType():
-                return "json"
-            case TemplateParamType(name):
-                return f"${name}"
-            case NamedType(name, args):
-                d = self.model.index.get(name)
-                if isinstance(d, Typedef):
-                    return self.type(d.type)
-                suffix = "<" + ", ".join(self.type(a) for a in args) + ">" if args else ""
-                return self._ref(name) + suffix
-        raise AssertionError(t)  # pragma: no cover
+        return type_text(t, self._name)
+
+    def _name(self, qname: str) -> str:
+        """A name inside a seed: a typedef is what it stands for, a user type its id."""
+        d = self.model.index.get(qname)
+        if isinstance(d, Typedef):
+            return self.type(d.type)
+        return self._ref(qname)
 
 
 def _attrs(attrs: Attributes) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 from canopy.idl._model import (
     Access,
@@ -203,38 +204,48 @@ def _global(qualified_name: str) -> str:
     return "::" + qualified_name
 
 
-def type_text(t: TypeRef) -> str:
-    """``t`` as IDL source that resolves to it from any scope."""
-    match t:
-        case PrimitiveType(kind):
-            return kind.value
-        case VectorType(e):
-            return f"std::vector<{type_text(e)}>"
-        case ArrayType(e, n):
-            return f"std::array<{type_text(e)}, {n}>"
-        case MapType(k, v, kind):
-            return f"{kind.value}<{type_text(k)}, {type_text(v)}>"
-        case SetType(e, kind):
-            return f"{kind.value}<{type_text(e)}>"
-        case OptionalType(e):
-            return f"rpc::optional<{type_text(e)}>"
-        case NullableType(e):
-            return f"rpc::nullable<{type_text(e)}>"
-        case VariantType(alts):
-            return "rpc::variant<" + ", ".join(type_text(a) for a in alts) + ">"
-        case InterfaceType(name, owning):
-            return f"rpc::{'shared_ptr' if owning else 'optimistic_ptr'}<{_global(name)}>"
-        case JsonType():
-            return "json::v1::object"
-        case NamedType(name, args):
-            suffix = "<" + ", ".join(type_text(a) for a in args) + ">" if args else ""
-            return _global(name) + suffix
-        case TemplateParamType(name):
-            return name
-    raise AssertionError(f"unexpected type {t!r}")  # pragma: no cover
+def type_text(t: TypeRef, qualify: Callable[[str], str] = _global) -> str:
+    """``t`` as IDL source; names pass through ``qualify`` (by default fully qualified
+    with a leading ``::``, which resolves to the same type from any scope)."""
+
+    def spell(t: TypeRef) -> str:
+        match t:
+            case PrimitiveType(kind):
+                return kind.value
+            case VectorType(e):
+                return f"std::vector<{spell(e)}>"
+            case ArrayType(e, n):
+                return f"std::array<{spell(e)}, {n}>"
+            case MapType(k, v, kind):
+                return f"{kind.value}<{spell(k)}, {spell(v)}>"
+            case SetType(e, kind):
+                return f"{kind.value}<{spell(e)}>"
+            case OptionalType(e):
+                return f"rpc::optional<{spell(e)}>"
+            case NullableType(e):
+                return f"rpc::nullable<{spell(e)}>"
+            case VariantType(alts):
+                return "rpc::variant<" + ", ".join(spell(a) for a in alts) + ">"
+            case InterfaceType(name, owning):
+                return f"rpc::{'shared_ptr' if owning else 'optimistic_ptr'}<{qualify(name)}>"
+            case JsonType():
+                return "json::v1::object"
+            case NamedType(name, args):
+                suffix = "<" + ", ".join(spell(a) for a in args) + ">" if args else ""
+                return qualify(name) + suffix
+            case TemplateParamType(name):
+                return name
+        raise AssertionError(f"unexpected type {t!r}")  # pragma: no cover
+
+    return spell(t)
 
 
-def value_text(v: Value) -> str:
+def as_written(name: str) -> str:
+    """A ``qualify`` for messages: names as the model holds them."""
+    return name
+
+
+def value_text(v: Value, qualify: Callable[[str], str] = _global) -> str:
     """An evaluated value as an IDL constant expression that evaluates back to it."""
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -251,10 +262,10 @@ def value_text(v: Value) -> str:
     if isinstance(v, str):
         return _string(v)
     if isinstance(v, EnumValueRef):
-        return f"{_global(v.enum)}::{v.value}"
+        return f"{qualify(v.enum)}::{v.value}"
     if isinstance(v, ConstantRef):
-        return _global(v.name)
-    return "{" + ", ".join(value_text(x) for x in v) + "}"
+        return qualify(v.name)
+    return "{" + ", ".join(value_text(x, qualify) for x in v) + "}"
 
 
 def _string(s: str) -> str:
