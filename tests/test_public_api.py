@@ -58,3 +58,11 @@ def test_importing_canopy_does_not_load_the_idl_compiler() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert canopy.IdlError is canopy.idl.IdlError
+
+
+def test_load_idl_builds_the_package_in_memory() -> None:
+    from contract import EXAMPLES
+
+    calculator = canopy.load_idl(EXAMPLES / "calculator.idl").calculator
+    assert calculator.i_calculator is calculator.v1.i_calculator
+    assert [m.name for m in calculator.i_calculator.__canopy__.methods] == ["add"]

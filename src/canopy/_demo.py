@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import canopy
-from canopy.codegen import load_python, write_python
+from canopy.codegen import generate_python, load_python, write_python
 from canopy.idl import (
     Interface,
     Model,
@@ -39,6 +39,9 @@ def run(output: Path | None) -> None:
         written = write_python(model, out)
         _summary(name, model, [p.relative_to(out) for p in written])
     print(f"\nGenerated packages written under {out}")
+
+    _title("What calculator.idl becomes: calculator/v1/__init__.py")
+    print(generate_python(models["calculator.idl"])["calculator/v1/__init__.py"])
 
     _title("The generated types at work")
     _calculator(models["calculator.idl"])

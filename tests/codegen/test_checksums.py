@@ -124,3 +124,26 @@ def test_canopy_reports_idl_errors_with_exit_code_2(
     assert main(["check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:1:12: error: std::optional is not allowed: use rpc::optional<T>" in err
+
+
+def test_canopy_generate_command(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = project / "generated"
+    assert main(["generate", str(project / "shop.idl"), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out / 'shop' / 'v1' / '__init__.py'}" in printed
+    assert "wrote 3 checksum file(s) under" in printed
+    assert (project / "check_sums" / "production" / "shop::v1::i_till").is_file()
+    assert main(["check", str(project / "shop.idl")]) == 0
+
+
+def test_generate_takes_include_paths_and_defines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "width.idl").write_text("#define WIDTH_T int64_t\n")
+    (tmp_path / "svc.idl").write_text(
+        '#include "width.idl"\n#ifdef WIDE\nstruct s { WIDTH_T v; };\n#endif\n'
+    )
+    args = ["generate", str(tmp_path / "svc.idl"), "-o", str(tmp_path / "out")]
+    assert main([*args, "-I", str(tmp_path / "inc"), "-D", "WIDE"]) == 0
+    assert "v: _cg.int64" in (tmp_path / "out" / "svc" / "__init__.py").read_text()
