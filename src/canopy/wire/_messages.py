@@ -32,6 +32,21 @@ class RefKind(enum.IntEnum):
     OPTIMISTIC = 1
 
 
+class ObjectRef(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """An interface reference inside a payload: which object, through which interface.
+
+    ``kind`` is the reference the receiver now holds (``RefKind``), chosen by
+    the sender from the declared type (``rpc::shared_ptr`` or
+    ``rpc::optimistic_ptr``); the receiver follows it, so both sides count
+    the same thing.
+    """
+
+    zone: int
+    object: int
+    interface: int
+    kind: int = 0
+
+
 class _Message(msgspec.Struct, array_like=True, frozen=True, gc=False, tag_field="t"):
     pass
 
