@@ -1,0 +1,185 @@
+"""The two modes: how a proxy method waits for its reply and how an implementation runs.
+
+Blocking: the caller's thread sends and waits; an ``async def`` implementation
+is run to completion on a private event loop of the serving thread. Asyncio:
+the caller awaits; calls and posts arriving on a link go through one ordered
+queue per link, a post's handler finishing before the next message starts and
+a call's coroutine running as its own task, so that it can call back.
+Everything else (tables, counting, marshalling) is the one ``Service``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from canopy.errors import InvalidCast
+from canopy.runtime._plans import MethodPlan, interface_of
+from canopy.runtime._proxy import Proxy, new_proxy
+from canopy.runtime._zone import Dispatch, Link, Service
+
+_runners = threading.local()
+
+
+def _run_coroutine(awaitable: Any) -> Any:
+    runner: asyncio.Runner | None = getattr(_runners, "runner", None)
+    if runner is None:
+        runner = _runners.runner = asyncio.Runner()
+    return runner.run(_awaited(awaitable))
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+class BlockingMode:
+    name = "blocking"
+
+    def proxy_method(self, p: MethodPlan) -> Callable[..., Any]:
+        if p.info.post:
+
+            def post(self: Proxy, *args: Any, **kwargs: Any) -> None:
+                zone = self._canopy_zone
+                with zone.inside():
+                    zone.post(self, p, args, kwargs)
+
+            return post
+
+        def call(self: Proxy, *args: Any, **kwargs: Any) -> Any:
+            zone = self._canopy_zone
+            with zone.inside():
+                link, call_id = zone.begin_call(self, p, args, kwargs)
+                reply = link.wait(call_id)
+                return zone.finish_call(p, link, reply)
+
+        call.__name__ = p.info.python_name
+        return call
+
+    def dispatch(self, d: Dispatch) -> None:
+        try:
+            result = d.method(*d.args)
+            if inspect.isawaitable(result):
+                result = _run_coroutine(result)
+        except Exception as e:
+            d.zone.complete(d, error=e)
+        else:
+            d.zone.complete(d, result)
+
+
+class AsyncMode:
+    name = "asyncio"
+
+    def proxy_method(self, p: MethodPlan) -> Callable[..., Any]:
+        if p.info.post:
+            return BlockingMode().proxy_method(p)  # a post never waits: the same in both modes
+
+        async def call(self: Proxy, *args: Any, **kwargs: Any) -> Any:
+            zone = self._canopy_zone
+            with zone.inside():
+                link, call_id = zone.begin_call(self, p, args, kwargs)
+            reply = await link.wait_async(call_id)
+            with zone.inside():
+                return zone.finish_call(p, link, reply)
+
+        call.__name__ = p.info.python_name
+        return call
+
+    def dispatch(self, d: Dispatch) -> None:
+        queue: asyncio.Queue[Dispatch] | None = getattr(d.link, "inbound", None)
+        if queue is None:
+            queue = asyncio.Queue()
+            d.link.inbound = queue  # type: ignore[attr-defined]
+            d.link.consumer = asyncio.get_running_loop().create_task(  # type: ignore[attr-defined]
+                _consume(queue)
+            )
+        queue.put_nowait(d)
+
+
+async def _consume(queue: asyncio.Queue[Dispatch]) -> None:
+    tasks: set[asyncio.Task[None]] = set()
+    while True:
+        d = await queue.get()
+        post = _start(d, tasks)
+        del d  # hold nothing of a finished call: its arguments may be the last references
+        if post is not None:
+            await post
+
+
+def _start(d: Dispatch, tasks: set[asyncio.Task[None]]) -> Any:
+    """Run a dispatch; a post's coroutine is returned to be awaited before the next message."""
+    try:
+        result = d.method(*d.args)
+    except Exception as e:
+        d.zone.complete(d, error=e)
+        return None
+    if not inspect.isawaitable(result):
+        d.zone.complete(d, result)
+        return None
+    finishing = _finish(d, result)
+    if d.call_id is None:
+        return finishing  # posts finish in order
+    task = asyncio.ensure_future(finishing)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return None
+
+
+async def _finish(d: Dispatch, awaitable: Any) -> None:
+    try:
+        result = await awaitable
+    except Exception as e:
+        d.zone.complete(d, error=e)
+    else:
+        d.zone.complete(d, result)
+
+
+BLOCKING = BlockingMode()
+ASYNCIO = AsyncMode()
+
+
+def _cast_local(proxy: Any, cls: type[Any]) -> tuple[Any, Service, Link, int] | Any:
+    if isinstance(proxy, cls):
+        return proxy
+    if not isinstance(proxy, Proxy):
+        raise TypeError(f"{proxy!r} is neither a Canopy proxy nor an implementation of {cls!r}")
+    info = interface_of(cls)
+    if info is None:
+        raise TypeError(f"{cls!r} is not a generated Canopy interface")
+    existing = proxy._canopy_remote.proxy(info.id, proxy._canopy_kind)
+    if existing is not None:
+        return existing
+    zone = proxy._canopy_zone
+    with zone.inside():
+        link, call_id = zone.try_cast(proxy, info.id)
+    return proxy, zone, link, call_id
+
+
+def _cast_result(proxy: Any, cls: type[Any], zone: Service, reply: Any) -> Any:
+    if reply.code != 0:
+        error = zone._error(None, reply)
+        if isinstance(error, InvalidCast):
+            error.message = f"the object does not implement {interface_of(cls).name}"  # type: ignore[union-attr]
+            error.args = (error.message,)
+        raise error
+    return new_proxy(zone, proxy._canopy_remote, cls, proxy._canopy_kind)
+
+
+def cast(proxy: Any, cls: type[Any]) -> Any:
+    """``proxy`` as interface ``cls`` of the same object (blocking), or InvalidCast."""
+    step = _cast_local(proxy, cls)
+    if not isinstance(step, tuple):
+        return step
+    proxy, zone, link, call_id = step
+    return _cast_result(proxy, cls, zone, link.wait(call_id))
+
+
+async def acast(proxy: Any, cls: type[Any]) -> Any:
+    """``proxy`` as interface ``cls`` of the same object (asyncio), or InvalidCast."""
+    step = _cast_local(proxy, cls)
+    if not isinstance(step, tuple):
+        return step
+    proxy, zone, link, call_id = step
+    return _cast_result(proxy, cls, zone, await link.wait_async(call_id))

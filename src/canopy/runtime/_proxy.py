@@ -1,0 +1,88 @@
+"""Proxies: local stand-ins for objects of other zones.
+
+A proxy class is made once per (interface class, mode): a subclass of the
+generated interface whose methods send calls, so ``isinstance(proxy,
+i_calculator)`` holds and a blocking proxy type-checks as the interface
+itself. A proxy owns nothing but its place in the zone's tables; when the last
+Python reference to it goes, its destructor hands the zone its release.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from canopy.generated import Interface
+from canopy.runtime._plans import interface_of, plan
+from canopy.runtime._tables import RemoteObject
+from canopy.runtime._zone import Service
+
+
+class Proxy:
+    """Mixin of every proxy class; the attributes are prefixed so no IDL name can clash."""
+
+    _canopy_zone: Service
+    _canopy_remote: RemoteObject
+    _canopy_kind: int
+    _canopy_interface: int
+    _canopy_closed: bool
+
+    def __repr__(self) -> str:
+        r = self._canopy_remote
+        kind = "optimistic" if self._canopy_kind else "shared"
+        return (
+            f"<{type(self).__qualname__} {kind} proxy of object {r.object_id} in zone {r.zone:#x}>"
+        )
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        close(self)
+
+    def __del__(self) -> None:
+        try:
+            if not self._canopy_closed:
+                self._canopy_zone.proxy_died(self._canopy_remote, self._canopy_kind)
+        except AttributeError:  # a proxy that never finished construction
+            pass
+
+
+def close(proxy: Any) -> None:
+    """Give up this proxy's reference now rather than when Python collects it."""
+    if not isinstance(proxy, Proxy):
+        raise TypeError(f"{proxy!r} is not a Canopy proxy")
+    if proxy._canopy_closed:
+        return
+    proxy._canopy_closed = True
+    proxy._canopy_zone.proxy_died(proxy._canopy_remote, proxy._canopy_kind)
+
+
+_classes: dict[tuple[type[Interface], str], type[Any]] = {}
+
+
+def proxy_class(cls: type[Interface], zone: Service) -> type[Any]:
+    key = (cls, zone.mode.name)
+    found = _classes.get(key)
+    if found is None:
+        methods = {name: zone.mode.proxy_method(p) for name, p in plan(cls).by_name.items()}
+        found = type(f"{cls.__name__}_proxy", (Proxy, cls), methods)
+        found.__qualname__ = f"{cls.__qualname__}.proxy"
+        found.__abstractmethods__ = frozenset()
+        _classes[key] = found
+    return found
+
+
+def new_proxy(zone: Service, remote: RemoteObject, cls: type[Interface], kind: int) -> Any:
+    info = interface_of(cls)
+    assert info is not None  # noqa: S101 - callers pass generated interfaces
+    klass = proxy_class(cls, zone)
+    proxy = object.__new__(klass)
+    proxy._canopy_zone = zone
+    proxy._canopy_remote = remote
+    proxy._canopy_kind = kind
+    proxy._canopy_interface = info.id
+    proxy._canopy_closed = False
+    remote.live[kind] += 1
+    remote.proxies[(info.id, kind)] = weakref.ref(proxy)
+    return proxy

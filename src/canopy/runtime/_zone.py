@@ -1,0 +1,608 @@
+"""Zones: the service each zone runs, dispatching calls to its objects and counting
+the references other zones hold.
+
+A zone is the same for both modes. What differs is small and lives in
+``Mode``: how an implementation's method is run (called, or awaited) and how a
+caller waits for its reply. Messages come in through ``receive`` from a link
+and go out through ``Link.send``; nothing here knows whether a link is a
+function call, a socket or shared memory.
+
+Releases of proxies that Python garbage-collects are queued and sent at the
+next safe point (at once when the collecting thread is not inside the zone),
+never from inside a destructor while the tables are being changed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import msgspec
+
+from canopy.errors import (
+    ApplicationError,
+    CanopyError,
+    ErrorCode,
+    ObjectGone,
+    RpcError,
+)
+from canopy.generated import Interface
+from canopy.runtime._plans import MethodPlan, implemented, interface_of, plan
+from canopy.runtime._tables import OPTIMISTIC, SHARED, RemoteObject, Stub, Tables
+from canopy.wire import (
+    NO_PAYLOAD,
+    AddRef,
+    Call,
+    GetSchema,
+    Message,
+    NewZoneId,
+    ObjectRef,
+    ObjectReleased,
+    Post,
+    Release,
+    Reply,
+    TransportDown,
+    TryCast,
+)
+
+log = logging.getLogger("canopy.runtime")
+
+
+class _ZoneIds:
+    """The process's one zone-id allocator: a random 32-bit prefix and a counter, so
+    that roots of different processes never hand out the same id."""
+
+    def __init__(self) -> None:
+        self.prefix = int.from_bytes(os.urandom(4), "little") << 32
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            return self.prefix | next(self._counter)
+
+
+ZONE_IDS = _ZoneIds()
+
+
+class Link(Protocol):
+    """What a zone needs of a link to a peer zone."""
+
+    peer: int  # the zone at the other end
+
+    def send(self, message: Message) -> None: ...
+
+    def next_id(self) -> int: ...
+
+    def wait(self, call_id: int) -> Reply: ...
+
+    async def wait_async(self, call_id: int) -> Reply: ...
+
+
+class Mode(Protocol):
+    name: str
+
+    def proxy_method(self, p: MethodPlan) -> Callable[..., Any]: ...
+
+    def dispatch(self, d: Dispatch) -> None: ...
+
+
+_encoder = msgspec.msgpack.Encoder()
+_marshalling: contextvars.ContextVar[tuple[Service, Link]] = contextvars.ContextVar("canopy_link")
+
+
+def _enc_hook(value: Any) -> Any:
+    """A reference nested inside a struct or container (top-level ones are done first)."""
+    zone, link = _marshalling.get()
+    kind = getattr(value, "_canopy_kind", SHARED)
+    info = interface_of(type(value))
+    if info is None:
+        raise TypeError(f"cannot send {type(value).__qualname__}: not a Canopy interface")
+    return zone.reference_for(value, link, kind, info.id)
+
+
+def _dec_hook(type_: type[Any], value: Any) -> Any:
+    if isinstance(type_, type) and issubclass(type_, Interface):
+        zone, link = _marshalling.get()
+        ref = msgspec.convert(value, ObjectRef)
+        return zone.object_for(ref, link, type_)
+    raise TypeError(f"cannot decode {type_!r}")
+
+
+class Service:
+    """One zone's service: its objects, the objects it holds in other zones, and its links."""
+
+    def __init__(self, name: str, mode: Mode, *, zone_id: int | None = None) -> None:
+        self.name = name
+        self.mode = mode
+        self.id = zone_id if zone_id is not None else ZONE_IDS.next()
+        self.tables = Tables()
+        self.links: dict[int, Link] = {}
+        self._lock = threading.RLock()
+        self._dead: deque[tuple[RemoteObject, int]] = deque()
+        self._outbox: deque[tuple[Link, Message]] = deque()
+        self._depth = threading.local()
+        self._decoders: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.id:#x}>"
+
+    # ---------------------------------------------------------------- exporting
+
+    def export(self, obj: Any) -> Stub:
+        interfaces = implemented(type(obj))
+        if not interfaces:
+            raise TypeError(
+                f"{type(obj).__qualname__} implements no Canopy interface: subclass a "
+                "generated interface class"
+            )
+        with self._lock:
+            return self.tables.export(obj, frozenset(interfaces), self._object_died)
+
+    def reference_for(self, value: Any, link: Link, kind: int, interface: int) -> ObjectRef:
+        """The descriptor that hands ``value`` to the zone at the end of ``link``."""
+        remote: RemoteObject | None = getattr(value, "_canopy_remote", None)
+        if remote is not None:
+            if remote.zone == link.peer:
+                # Back to where it came from: the owner finds its own object.
+                return ObjectRef(remote.zone, remote.object_id, interface, kind)
+            raise RpcError(
+                f"passing an object of zone {remote.zone:#x} on to zone {link.peer:#x} needs "
+                "routing through this zone, which this link does not do",
+                code=ErrorCode.ZONE_NOT_SUPPORTED,
+            )
+        stub = self.export(value)
+        with self._lock:
+            stub.add(link.peer, kind)
+        return ObjectRef(self.id, stub.object_id, interface, kind)
+
+    # ---------------------------------------------------------------- importing
+
+    def object_for(self, ref: ObjectRef, link: Link, cls: type[Interface]) -> Any:
+        """What a received descriptor stands for here: our own object, or a proxy."""
+        if ref.zone == self.id:
+            stub = self.tables.stubs.get(ref.object)
+            target = stub.target if stub is not None else None
+            if target is None:
+                raise ObjectGone(f"object {ref.object} of zone {self.name!r} no longer exists")
+            return target
+        kind = ref.kind if ref.kind in (SHARED, OPTIMISTIC) else SHARED
+        with self._lock:
+            remote = self.tables.remote(ref.zone, ref.object, link)
+            if remote.held[kind]:
+                # One reference of each kind is enough: give the extra one back.
+                self._outbox.append((link, Release(self.id, ref.zone, ref.object, kind)))
+            else:
+                remote.held[kind] = True
+            return self._proxy(remote, cls, kind)
+
+    def _proxy(self, remote: RemoteObject, cls: type[Interface], kind: int) -> Any:
+        info = interface_of(cls)
+        assert info is not None  # noqa: S101 - plan() accepted cls
+        existing = remote.proxy(info.id, kind)
+        if existing is not None:
+            return existing
+        from canopy.runtime._proxy import new_proxy
+
+        proxy = new_proxy(self, remote, cls, kind)
+        return proxy
+
+    def proxy_died(self, remote: RemoteObject, kind: int) -> None:
+        """Called from a proxy's destructor: queue its release, send at once if safe."""
+        self._dead.append((remote, kind))
+        if not getattr(self._depth, "n", 0):
+            self.flush()
+
+    # ---------------------------------------------------------------- lifetime
+
+    def _object_died(self, stub: Stub) -> None:
+        with self._lock:
+            self.tables.forget(stub)
+            for holder in stub.optimistic_holders():
+                link = self.links.get(holder)
+                if link is not None:
+                    self._outbox.append((link, ObjectReleased(self.id, stub.object_id, holder)))
+        if not getattr(self._depth, "n", 0):
+            self.flush()
+
+    def _released(self, stub: Stub, zone: int, kind: int) -> None:
+        if not stub.remove(zone, kind):
+            if kind == SHARED:
+                log.warning(
+                    "%r: release of object %d by zone %#x, which held none",
+                    self,
+                    stub.object_id,
+                    zone,
+                )
+            return
+        if not stub.holders:
+            self.tables.forget(stub)
+        elif stub.shared_count() == 0 and stub.ref() is None:
+            self._object_died(stub)
+
+    def flush(self) -> None:
+        """Send queued releases and notices. Safe to call at any time."""
+        while True:
+            with self._lock:
+                if self._dead:
+                    remote, kind = self._dead.popleft()
+                    remote.live[kind] -= 1
+                    message: Message | None = None
+                    if remote.live[kind] == 0 and remote.held[kind] and not remote.gone:
+                        remote.held[kind] = False
+                        message = Release(self.id, remote.zone, remote.object_id, kind)
+                    if (
+                        not any(remote.live)
+                        and self.tables.remotes.get((remote.zone, remote.object_id)) is remote
+                        and not any(remote.held)
+                    ):
+                        del self.tables.remotes[(remote.zone, remote.object_id)]
+                    link = remote.link
+                elif self._outbox:
+                    link, message = self._outbox.popleft()
+                else:
+                    return
+            if message is not None:
+                try:
+                    link.send(message)
+                except CanopyError as e:
+                    log.debug("%r: could not send %s: %s", self, type(message).__name__, e)
+
+    @contextmanager
+    def inside(self) -> Iterator[None]:
+        """Marks the current thread as working inside the zone (no sends from destructors)."""
+        depth = getattr(self._depth, "n", 0)
+        self._depth.n = depth + 1
+        try:
+            yield
+        finally:
+            self._depth.n = depth
+            if depth == 0 and (self._dead or self._outbox):
+                self.flush()
+
+    # ---------------------------------------------------------------- outgoing calls
+
+    def encode_in(
+        self, p: MethodPlan, link: Link, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> bytes:
+        if p.in_refs:
+            values = list(args)
+            if kwargs:
+                record = p.info.in_type(*args, **kwargs)
+                values = list(msgspec.structs.astuple(record))
+            for r in p.in_refs:
+                if r.index < len(values) and values[r.index] is not None:
+                    values[r.index] = self.reference_for(
+                        values[r.index], link, r.kind, _interface_id(r.interface)
+                    )
+            args, kwargs = tuple(values), {}
+        record = p.info.in_type(*args, **kwargs)
+        if p.in_nested_refs:
+            token = _marshalling.set((self, link))
+            try:
+                return msgspec.msgpack.encode(record, enc_hook=_enc_hook)
+            finally:
+                _marshalling.reset(token)
+        return _encoder.encode(record)
+
+    def begin_call(
+        self, target: Any, p: MethodPlan, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Link, int]:
+        remote: RemoteObject = target._canopy_remote
+        if remote.gone:
+            raise ObjectGone(
+                f"{p.info.name} on object {remote.object_id} of zone {remote.zone:#x}: the object "
+                "no longer exists"
+            )
+        if target._canopy_closed:
+            raise RpcError("the proxy was closed", code=ErrorCode.OBJECT_GONE)
+        link = remote.link
+        payload = self.encode_in(p, link, args, kwargs)
+        call_id = link.next_id()
+        link.send(
+            Call(
+                call_id,
+                self.id,
+                remote.zone,
+                remote.object_id,
+                p.interface_id,  # a base's method is called through the base
+                p.info.id,
+                1,
+                msgspec.Raw(payload),
+                p.info.tag,
+            )
+        )
+        return link, call_id
+
+    def finish_call(self, p: MethodPlan, link: Link, reply: Reply) -> Any:
+        if reply.code != 0:
+            raise self._error(p, reply)
+        decoder = self._decoder(p.info.out_type)
+        if p.has_out_refs:
+            token = _marshalling.set((self, link))
+            try:
+                out = decoder.decode(reply.payload)
+            finally:
+                _marshalling.reset(token)
+        else:
+            out = decoder.decode(reply.payload)
+        return p.result(out)
+
+    def post(
+        self, target: Any, p: MethodPlan, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        remote: RemoteObject = target._canopy_remote
+        if remote.gone:
+            raise ObjectGone(f"{p.info.name}: the object no longer exists")
+        link = remote.link
+        payload = self.encode_in(p, link, args, kwargs)
+        link.send(
+            Post(
+                self.id,
+                remote.zone,
+                remote.object_id,
+                p.interface_id,  # a base's method is called through the base
+                p.info.id,
+                1,
+                msgspec.Raw(payload),
+                p.info.tag,
+            )
+        )
+
+    def try_cast(self, target: Any, interface: int) -> tuple[Link, int]:
+        remote: RemoteObject = target._canopy_remote
+        if remote.gone:
+            raise ObjectGone("cast: the object no longer exists")
+        link = remote.link
+        call_id = link.next_id()
+        link.send(TryCast(call_id, self.id, remote.zone, remote.object_id, interface))
+        return link, call_id
+
+    def _error(self, p: MethodPlan | None, reply: Reply) -> CanopyError:
+        if reply.code < 0:
+            return RpcError.from_code(reply.code, reply.message)
+        domain = p.info.raises if p is not None else None
+        if domain is not None:
+            by_code: dict[int, type[ApplicationError]] = getattr(domain, "_by_code", {})
+            cls = by_code.get(reply.code, domain)
+            return cls(reply.message, code=reply.code)
+        return ApplicationError(reply.message, code=reply.code)
+
+    def _decoder(self, record: type[Any]) -> msgspec.msgpack.Decoder[Any]:
+        found = self._decoders.get(record)
+        if found is None:
+            found = self._decoders[record] = msgspec.msgpack.Decoder(record, dec_hook=_dec_hook)
+        return found
+
+    # ---------------------------------------------------------------- incoming messages
+
+    def receive(self, link: Link, message: Message) -> Dispatch | None:
+        """Handle one message from ``link``; a call to run is returned, not run."""
+        with self.inside():
+            if isinstance(message, Call | Post):
+                return self._dispatch(link, message)
+            if isinstance(message, Release):
+                if message.caller != link.peer:
+                    log.warning(
+                        "%r: release claiming zone %#x on the link to %#x: refused",
+                        self,
+                        message.caller,
+                        link.peer,
+                    )
+                    return None
+                with self._lock:
+                    stub = self.tables.stubs.get(message.object)
+                    if stub is not None:
+                        self._released(stub, message.caller, message.kind)
+            elif isinstance(message, TryCast):
+                link.send(Reply(message.id, self._cast(link, message)))
+            elif isinstance(message, ObjectReleased):
+                with self._lock:
+                    remote = self.tables.remotes.get((message.zone, message.object))
+                    if remote is not None:
+                        remote.gone = True
+                        remote.held[OPTIMISTIC] = False
+            elif isinstance(message, AddRef):
+                link.send(Reply(message.id, self._add_ref(link, message)))
+            elif isinstance(message, GetSchema | NewZoneId):
+                link.send(
+                    Reply(
+                        message.id,
+                        int(ErrorCode.ZONE_NOT_SUPPORTED),
+                        message=f"{type(message).__name__} is not served by this zone",
+                    )
+                )
+            elif isinstance(message, TransportDown):
+                for zone in message.zones:
+                    self.peer_lost(zone)
+        return None
+
+    def _find(self, link: Link, caller: int, object_id: int) -> Stub | int:
+        """The stub a peer may reach, or the error code refusing it."""
+        if caller != link.peer:
+            return int(ErrorCode.SECURITY_ERROR)
+        stub = self.tables.stubs.get(object_id)
+        if stub is None or stub.target is None:
+            return int(ErrorCode.OBJECT_GONE if stub is not None else ErrorCode.OBJECT_NOT_FOUND)
+        if not stub.held_by(caller):
+            return int(ErrorCode.OBJECT_NOT_FOUND)  # a guessed id is no capability
+        return stub
+
+    def _cast(self, link: Link, m: TryCast) -> int:
+        found = self._find(link, m.caller, m.object)
+        if isinstance(found, int):
+            return found
+        return 0 if m.interface in found.interfaces else int(ErrorCode.INVALID_CAST)
+
+    def _add_ref(self, link: Link, m: AddRef) -> int:
+        found = self._find(link, m.caller, m.object)
+        if isinstance(found, int):
+            return found
+        with self._lock:
+            found.add(m.caller, m.kind if m.kind in (SHARED, OPTIMISTIC) else SHARED)
+        return 0
+
+    def _dispatch(self, link: Link, m: Call | Post) -> Dispatch | None:
+        is_call = isinstance(m, Call)
+        found = self._find(link, m.caller, m.object)
+        if isinstance(found, int):
+            self._refuse(link, m, found, "no such object for this caller")
+            return None
+        target = found.target
+        cls = implemented(type(target)).get(m.interface)
+        if cls is None:
+            self._refuse(
+                link,
+                m,
+                int(ErrorCode.INVALID_INTERFACE_ID),
+                f"object does not implement interface {m.interface:#x}",
+            )
+            return None
+        p = plan(cls).methods.get(m.method)
+        if p is None or p.info.post == is_call:
+            why = (
+                f"no method {m.method} on {p.info.name if p else cls.__qualname__}"
+                if p is None
+                else f"{p.info.name} is {'a post' if p.info.post else 'a call'}"
+            )
+            self._refuse(link, m, int(ErrorCode.INVALID_METHOD_ID), why)
+            return None
+        token = _marshalling.set((self, link)) if p.has_in_refs else None
+        try:
+            args = self._decoder(p.info.in_type).decode(m.payload)
+        except (msgspec.DecodeError, CanopyError, TypeError) as e:
+            self._refuse(link, m, int(ErrorCode.INVALID_DATA), f"{p.info.name}: {e}")
+            return None
+        finally:
+            if token is not None:
+                _marshalling.reset(token)
+        method = getattr(target, p.info.python_name)
+        return Dispatch(
+            self,
+            link,
+            m.id if isinstance(m, Call) else None,
+            p,
+            method,
+            msgspec.structs.astuple(args),
+        )
+
+    def _refuse(self, link: Link, m: Call | Post, code: int, why: str) -> None:
+        if isinstance(m, Call):
+            link.send(Reply(m.id, code, NO_PAYLOAD, why))
+        else:
+            log.warning("%r: post refused (%s): %s", self, ErrorCode(code).name, why)
+        return None
+
+    def complete(self, d: Dispatch, result: Any = None, error: BaseException | None = None) -> None:
+        """Send the reply of a finished call (a post has none)."""
+        if d.call_id is None:
+            if error is not None:
+                log.error(
+                    "%r: post %s raised %s: %s", self, d.plan.info.name, type(error).__name__, error
+                )
+            return
+        with self.inside():
+            if error is None:
+                try:
+                    payload = self._encode_out(d, result)
+                except (CanopyError, TypeError, ValueError, msgspec.EncodeError) as e:
+                    error = e
+                else:
+                    d.link.send(Reply(d.call_id, 0, msgspec.Raw(payload)))
+                    return
+            d.link.send(_error_reply(d, error))
+
+    def _encode_out(self, d: Dispatch, result: Any) -> bytes:
+        p = d.plan
+        fields = p.info.out_type.__struct_fields__
+        values = [] if not fields else [result] if len(fields) == 1 else list(result)
+        for r in p.out_refs:
+            if values[r.index] is not None:
+                values[r.index] = self.reference_for(
+                    values[r.index], d.link, r.kind, _interface_id(r.interface)
+                )
+        record = p.info.out_type(*values)
+        if p.out_nested_refs:
+            token = _marshalling.set((self, d.link))
+            try:
+                return msgspec.msgpack.encode(record, enc_hook=_enc_hook)
+            finally:
+                _marshalling.reset(token)
+        return _encoder.encode(record)
+
+    # ---------------------------------------------------------------- links ending
+
+    def peer_lost(self, zone: int) -> None:
+        """Every reference held by ``zone`` is released, every proxy into it is gone."""
+        with self.inside(), self._lock:
+            for stub in list(self.tables.stubs.values()):
+                counts = stub.holders.get(zone)
+                while counts and counts[SHARED]:
+                    self._released(stub, zone, SHARED)
+                    counts = stub.holders.get(zone)
+                while counts and counts[OPTIMISTIC]:
+                    self._released(stub, zone, OPTIMISTIC)
+                    counts = stub.holders.get(zone)
+            for key, remote in list(self.tables.remotes.items()):
+                if remote.zone == zone:
+                    remote.gone = True
+                    remote.held = [False, False]
+                    del self.tables.remotes[key]
+            self.links.pop(zone, None)
+
+    # ---------------------------------------------------------------- inspection
+
+    def exported(self) -> dict[int, dict[int, list[int]]]:
+        """Object id -> holding zone -> [shared, optimistic], for tests and tools."""
+        with self._lock:
+            return {
+                oid: {z: list(c) for z, c in s.holders.items()}
+                for oid, s in self.tables.stubs.items()
+            }
+
+    def imported(self) -> list[tuple[int, int]]:
+        with self._lock:
+            return [k for k, r in self.tables.remotes.items() if any(r.held) or any(r.live)]
+
+
+class Dispatch:
+    """A decoded call or post, ready for the mode to run."""
+
+    __slots__ = ("args", "call_id", "link", "method", "plan", "zone")
+
+    def __init__(
+        self,
+        zone: Service,
+        link: Link,
+        call_id: int | None,
+        p: MethodPlan,
+        method: Callable[..., Any],
+        args: tuple[Any, ...],
+    ) -> None:
+        self.zone = zone
+        self.link = link
+        self.call_id = call_id
+        self.plan = p
+        self.method = method
+        self.args = args
+
+
+def _interface_id(cls: type[Interface]) -> int:
+    info = interface_of(cls)
+    return info.id if info is not None else 0
+
+
+def _error_reply(d: Dispatch, error: BaseException) -> Reply:
+    assert d.call_id is not None  # noqa: S101 - posts never reach here
+    if isinstance(error, CanopyError):
+        return Reply(d.call_id, int(error.code), NO_PAYLOAD, error.message or str(error))
+    return Reply(
+        d.call_id, int(ErrorCode.EXCEPTION), NO_PAYLOAD, f"{type(error).__name__}: {error}"
+    )
