@@ -37,8 +37,8 @@ class _Zone(Service):
         root = factory(child)
         if not isinstance(root, interface):
             raise TypeError(
-                f"the factory of zone {child.name!r} returned {type(root).__qualname__}, which does "
-                f"not implement {info.name}"
+                f"the factory of zone {child.name!r} returned {type(root).__qualname__}, "
+                f"which does not implement {info.name}"
             )
         near, _ = join(self, child, root, info.id, encodings)
         with self.inside():

@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from canopy.errors import InvalidCast
@@ -28,11 +29,25 @@ def _run_coroutine(awaitable: Any) -> Any:
     runner: asyncio.Runner | None = getattr(_runners, "runner", None)
     if runner is None:
         runner = _runners.runner = asyncio.Runner()
-    return runner.run(_awaited(awaitable))
+    depth = getattr(_runners, "depth", 0)
+    _runners.depth = depth + 1
+    try:
+        if depth:
+            # A callback reached from inside a coroutine implementation: this thread's
+            # loop is busy and loops do not nest, so the callback runs on its own.
+            with ThreadPoolExecutor(1, thread_name_prefix="canopy-callback") as pool:
+                return pool.submit(_run_coroutine, awaitable).result()
+        return runner.run(_awaited(awaitable))
+    finally:
+        _runners.depth = depth
 
 
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
+
+
+async def _deferred(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return call(*args, **kwargs)
 
 
 class BlockingMode:
@@ -48,12 +63,18 @@ class BlockingMode:
 
             return post
 
-        def call(self: Proxy, *args: Any, **kwargs: Any) -> Any:
+        def blocking(self: Proxy, *args: Any, **kwargs: Any) -> Any:
             zone = self._canopy_zone
             with zone.inside():
                 link, call_id = zone.begin_call(self, p, args, kwargs)
-                reply = link.wait(call_id)
-                return zone.finish_call(p, link, reply)
+                return link.wait(call_id)
+
+        def call(self: Proxy, *args: Any, **kwargs: Any) -> Any:
+            # An ``async def`` implementation served by the blocking runtime awaits
+            # its proxies as it would under asyncio: the same source runs in both.
+            if getattr(_runners, "depth", 0):
+                return _deferred(blocking, self, *args, **kwargs)
+            return blocking(self, *args, **kwargs)
 
         call.__name__ = p.info.python_name
         return call
@@ -80,22 +101,17 @@ class AsyncMode:
             zone = self._canopy_zone
             with zone.inside():
                 link, call_id = zone.begin_call(self, p, args, kwargs)
-            reply = await link.wait_async(call_id)
-            with zone.inside():
-                return zone.finish_call(p, link, reply)
+            return await link.wait_async(call_id)
 
         call.__name__ = p.info.python_name
         return call
 
     def dispatch(self, d: Dispatch) -> None:
-        queue: asyncio.Queue[Dispatch] | None = getattr(d.link, "inbound", None)
-        if queue is None:
-            queue = asyncio.Queue()
-            d.link.inbound = queue  # type: ignore[attr-defined]
-            d.link.consumer = asyncio.get_running_loop().create_task(  # type: ignore[attr-defined]
-                _consume(queue)
-            )
-        queue.put_nowait(d)
+        link = d.link
+        if link.inbound is None:
+            link.inbound = asyncio.Queue()
+            link.consumer = asyncio.get_running_loop().create_task(_consume(link.inbound))
+        link.inbound.put_nowait(d)
 
 
 async def _consume(queue: asyncio.Queue[Dispatch]) -> None:

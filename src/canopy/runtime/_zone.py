@@ -14,6 +14,7 @@ never from inside a destructor while the tables are being changed.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import itertools
 import logging
@@ -76,14 +77,19 @@ class Link(Protocol):
     """What a zone needs of a link to a peer zone."""
 
     peer: int  # the zone at the other end
+    inbound: asyncio.Queue[Any] | None  # asyncio mode: calls and posts, in order
+    consumer: asyncio.Task[None] | None
 
     def send(self, message: Message) -> None: ...
 
-    def next_id(self) -> int: ...
+    def next_id(self, on_reply: Callable[[Reply], Any]) -> int:
+        """A new request id; ``on_reply`` turns its reply into the caller's result the
+        moment the reply arrives, in link order (before any message sent after it)."""
+        ...
 
-    def wait(self, call_id: int) -> Reply: ...
+    def wait(self, call_id: int) -> Any: ...
 
-    async def wait_async(self, call_id: int) -> Reply: ...
+    async def wait_async(self, call_id: int) -> Any: ...
 
 
 class Mode(Protocol):
@@ -305,7 +311,7 @@ class Service:
             raise RpcError("the proxy was closed", code=ErrorCode.OBJECT_GONE)
         link = remote.link
         payload = self.encode_in(p, link, args, kwargs)
-        call_id = link.next_id()
+        call_id = link.next_id(lambda reply: self.finish_call(p, link, reply))
         link.send(
             Call(
                 call_id,
@@ -361,7 +367,7 @@ class Service:
         if remote.gone:
             raise ObjectGone("cast: the object no longer exists")
         link = remote.link
-        call_id = link.next_id()
+        call_id = link.next_id(_as_is)
         link.send(TryCast(call_id, self.id, remote.zone, remote.object_id, interface))
         return link, call_id
 
@@ -465,12 +471,13 @@ class Service:
                 f"object does not implement interface {m.interface:#x}",
             )
             return None
-        p = plan(cls).methods.get(m.method)
+        iface = plan(cls)
+        p = iface.methods.get(m.method)
         if p is None or p.info.post == is_call:
             why = (
-                f"no method {m.method} on {p.info.name if p else cls.__qualname__}"
+                f"{iface.info.name} has no method {m.method} (in zone {self.name!r})"
                 if p is None
-                else f"{p.info.name} is {'a post' if p.info.post else 'a call'}"
+                else f"{iface.info.name}::{p.info.name} is {'a post' if p.info.post else 'a call'}"
             )
             self._refuse(link, m, int(ErrorCode.INVALID_METHOD_ID), why)
             return None
@@ -478,7 +485,9 @@ class Service:
         try:
             args = self._decoder(p.info.in_type).decode(m.payload)
         except (msgspec.DecodeError, CanopyError, TypeError) as e:
-            self._refuse(link, m, int(ErrorCode.INVALID_DATA), f"{p.info.name}: {e}")
+            self._refuse(
+                link, m, int(ErrorCode.INVALID_DATA), f"{iface.info.name}::{p.info.name}: {e}"
+            )
             return None
         finally:
             if token is not None:
@@ -592,6 +601,10 @@ class Dispatch:
         self.plan = p
         self.method = method
         self.args = args
+
+
+def _as_is(reply: Reply) -> Reply:
+    return reply
 
 
 def _interface_id(cls: type[Interface]) -> int:

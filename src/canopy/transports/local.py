@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from canopy.errors import CallCancelled, ProtocolError, TransportError
@@ -28,6 +30,8 @@ from canopy.wire import (
     Reply,
     Role,
 )
+
+log = logging.getLogger("canopy.transports.local")
 
 
 class LocalLink:
@@ -51,8 +55,11 @@ class LocalLink:
         )
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._replies: dict[int, Reply] = {}
-        self._futures: dict[int, asyncio.Future[Reply]] = {}
+        self._handlers: dict[int, Callable[[Reply], Any]] = {}
+        self._outcomes: dict[int, tuple[bool, Any]] = {}  # blocking: call id -> (ok, value)
+        self._futures: dict[int, asyncio.Future[Any]] = {}
+        self.inbound: asyncio.Queue[Any] | None = None  # asyncio mode: calls and posts in order
+        self.consumer: asyncio.Task[None] | None = None
         self.closed = False
 
     def __repr__(self) -> str:
@@ -60,8 +67,9 @@ class LocalLink:
 
     # -- sending
 
-    def next_id(self) -> int:
+    def next_id(self, on_reply: Callable[[Reply], Any]) -> int:
         call_id = next(self._ids)
+        self._handlers[call_id] = on_reply
         if self.zone.mode.name == "asyncio":
             self._futures[call_id] = asyncio.get_running_loop().create_future()
         return call_id
@@ -74,13 +82,17 @@ class LocalLink:
             data = self.protocol.data_to_send()
         self.other.deliver(data)
 
-    def wait(self, call_id: int) -> Reply:
-        reply = self._replies.pop(call_id, None)
-        if reply is None:
+    def wait(self, call_id: int) -> Any:
+        outcome = self._outcomes.pop(call_id, None)
+        if outcome is None:
+            self._handlers.pop(call_id, None)
             raise CallCancelled(f"call {call_id} got no reply: the link to {self.peer:#x} closed")
-        return reply
+        ok, value = outcome
+        if not ok:
+            raise value
+        return value
 
-    async def wait_async(self, call_id: int) -> Reply:
+    async def wait_async(self, call_id: int) -> Any:
         future = self._futures.get(call_id)
         if future is None:
             raise CallCancelled(f"call {call_id} is unknown on this link")
@@ -109,12 +121,7 @@ class LocalLink:
         if isinstance(event, MessageReceived):
             message = event.message
             if isinstance(message, Reply):
-                future = self._futures.get(message.id)
-                if future is not None:
-                    if not future.done():
-                        future.set_result(message)
-                else:
-                    self._replies[message.id] = message
+                self._reply(message)
                 return
             dispatch = self.zone.receive(self, message)
             if dispatch is not None:
@@ -126,6 +133,25 @@ class LocalLink:
             self._fail(ProtocolError(event.reason))
         elif isinstance(event, LinkClosed):
             self._fail(TransportError(event.reason or "the link closed"))
+
+    def _reply(self, reply: Reply) -> None:
+        handler = self._handlers.pop(reply.id, None)
+        if handler is None:
+            log.warning("%r: reply to call %d, which is not pending: ignored", self, reply.id)
+            return
+        with self.zone.inside():
+            try:
+                outcome: tuple[bool, Any] = (True, handler(reply))
+            except Exception as e:
+                outcome = (False, e)
+        future = self._futures.get(reply.id)
+        if future is None:
+            self._outcomes[reply.id] = outcome
+        elif not future.done():
+            if outcome[0]:
+                future.set_result(outcome[1])
+            else:
+                future.set_exception(outcome[1])
 
     def close(self) -> None:
         """Close both ends: pending calls fail, references across the link are released."""
@@ -142,6 +168,9 @@ class LocalLink:
             if not future.done():
                 future.set_exception(error)
         self._futures.clear()
+        self._handlers.clear()
+        if self.consumer is not None:
+            self.consumer.cancel()
         if self.peer:
             self.zone.peer_lost(self.peer)
 
