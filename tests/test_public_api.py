@@ -10,6 +10,7 @@ import canopy.wire
 def test_canopy_exports() -> None:
     assert canopy.__all__ == [
         "ApplicationError",
+        "AsyncZone",
         "CallCancelled",
         "CallTimeout",
         "CanopyError",
@@ -28,7 +29,11 @@ def test_canopy_exports() -> None:
         "RemoteException",
         "RpcError",
         "TransportError",
+        "Zone",
         "__version__",
+        "acast",
+        "cast",
+        "close",
         "decode",
         "encode",
         "load_idl",

@@ -1,7 +1,9 @@
 """Canopy: one IDL, typed proxies and stubs, the same calls across every boundary.
 
-The public surface: compile IDL (``load_idl``), store values with the schema
-they travel with (``encode``/``decode``), and the errors every call can raise.
+The public surface: zones (``Zone`` blocking, ``AsyncZone`` asyncio) and what
+proxies need (``cast``, ``acast``, ``close``), compiling IDL (``load_idl``),
+values stored with the schema they travel with (``encode``/``decode``), and
+the errors every call can raise.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from canopy.errors import (
     TransportError,
 )
 from canopy.generated import decode, encode, validate
+from canopy.runtime import AsyncZone, Zone, acast, cast, close
 
 if TYPE_CHECKING:
     from canopy.idl import IdlError
@@ -69,6 +72,7 @@ def load_idl(
 
 __all__ = [
     "ApplicationError",
+    "AsyncZone",
     "CallCancelled",
     "CallTimeout",
     "CanopyError",
@@ -87,7 +91,11 @@ __all__ = [
     "RemoteException",
     "RpcError",
     "TransportError",
+    "Zone",
     "__version__",
+    "acast",
+    "cast",
+    "close",
     "decode",
     "encode",
     "load_idl",

@@ -1,53 +1,69 @@
-"""``canopy demo``: the example contracts compiled, and what they become in Python.
+"""``canopy demo``: the IDL walkthrough's inference service, running across zones.
 
-The runtime that carries these calls across boundaries is the next piece of
-Canopy; until it lands, the demo shows the compiler and the generated code,
-and uses the generated types directly.
+The service lives in a child zone and the token sink in the host: every call,
+post and reference crosses the wire layer, exactly as it would between
+processes. The same implementation classes run under the blocking runtime
+and under asyncio.
 """
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import canopy
-from canopy.codegen import generate_python, load_python, write_python
-from canopy.idl import (
-    Interface,
-    Model,
-    Struct,
-    TypeRef,
-    compile_file,
-    compile_text,
-    fingerprint,
-)
-from canopy.idl._printer import as_written, type_text, value_text
+from canopy.codegen import load_python, write_python
+from canopy.idl import Interface, Model, compile_file, compile_text, fingerprint
+from canopy.idl._printer import as_written, type_text
+from canopy.runtime import AsyncZone, Zone
 
-EXAMPLES = ("calculator.idl", "idl_guide.idl", "inference.idl")
+MODELS = {"tiny-1": "the quick brown fox jumps over the lazy dog", "echo": ""}
 
 
 def run(output: Path | None) -> None:
     examples = Path(str(resources.files("canopy") / "examples"))
+    model = compile_file(examples / "inference.idl")
+    inference: Any = load_python(model).inference
     out = output or Path(tempfile.mkdtemp(prefix="canopy-demo-"))
-    _title("Canopy demo: the IDL contract, compiled")
-    models = {}
-    for name in EXAMPLES:
-        model = compile_file(examples / name)
-        models[name] = model
-        written = write_python(model, out)
-        _summary(name, model, [p.relative_to(out) for p in written])
-    print(f"\nGenerated packages written under {out}")
+    written = write_python(model, out)
 
-    _title("What calculator.idl becomes: calculator/v1/__init__.py")
-    print(generate_python(models["calculator.idl"])["calculator/v1/__init__.py"])
+    _title("1. The contract: inference.idl")
+    _summary(model)
+    print(f"  generated Python: {', '.join(str(p.relative_to(out)) for p in written)} in {out}")
 
-    _title("The generated types at work")
-    _calculator(models["calculator.idl"])
-    _inference(models["inference.idl"])
+    service_cls, sink_cls = _implementations(inference)
 
-    _title("An IDL error, as the compiler reports it")
+    _title("2. The walkthrough, blocking: the service in a child zone, the sink in the host")
+    host = Zone("host")
+    service = host.child("inference", lambda zone: service_cls(), inference.i_inference_service)
+    print(f"host zone {host.id:#x} holds {service!r}")
+    print(f"list_models() -> {service.list_models()}")
+    session = service.create_session("tiny-1")
+    print(f"create_session('tiny-1') -> {session!r}")
+    sink = sink_cls(label="stream")
+    options = inference.generation_options(max_tokens=6)
+    print("generate(..., max_tokens=6) streams tokens back through [post] on_token:")
+    session.generate("Tell me about foxes", options, sink)
+    print(f"  generate returned; the sink saw {sink.tokens}")
+
+    print("\nA second run cancels from inside the token callback (a call back into the service):")
+    canceller = sink_cls(label="cancel", cancel_after=3, session=session)
+    session.generate("Tell me again", inference.generation_options(), canceller)
+    print(f"  the sink saw {canceller.tokens} and finish reason {canceller.reason}")
+    del canceller
+
+    print("\nDropping the last reference to the session:")
+    del session
+    host.collect()
+    print(f"host imports {len(host.imported())} object(s): the service root only")
+
+    _title("3. The same classes under asyncio")
+    asyncio.run(_async_walkthrough(inference, service_cls, sink_cls))
+
+    _title("4. An IDL error, as the compiler reports it")
     try:
         compile_text(
             "interface i_feed\n{\n    [post] error_code push(int value, [out] int& ack);\n};\n",
@@ -57,59 +73,92 @@ def run(output: Path | None) -> None:
         print(e.format())
 
 
-def _spell(t: TypeRef) -> str:
-    return type_text(t, as_written)
+async def _async_walkthrough(inference: Any, service_cls: Any, sink_cls: Any) -> None:
+    async with AsyncZone("async-host") as host:
+        service = await host.child(
+            "inference", lambda zone: service_cls(), inference.i_inference_service
+        )
+        print(f"await list_models() -> {await service.list_models()}")
+        session = await service.create_session("tiny-1")
+        sink = sink_cls(label="async")
+        await session.generate(
+            "foxes, asynchronously", inference.generation_options(max_tokens=4), sink
+        )
+        await asyncio.sleep(0)
+        print(f"  the sink saw {sink.tokens}, finish reason {sink.reason}")
+        del session
+        host.collect()
+
+
+def _implementations(inference: Any) -> tuple[type[Any], type[Any]]:
+    finish = inference.finish_reason
+
+    class Session(inference.i_session):  # type: ignore[misc]
+        def __init__(self, model_id: str) -> None:
+            self.words = MODELS[model_id].split()
+            self.cancelled = False
+
+        async def generate(self, prompt: str, options: Any, sink: Any) -> None:
+            self.cancelled = False
+            limit = options.max_tokens if options.max_tokens is not None else len(self.words)
+            count, reason = 0, finish.complete
+            for word in self.words:
+                if self.cancelled:
+                    reason = finish.cancelled
+                    break
+                if count == limit:
+                    reason = finish.max_tokens
+                    break
+                sink.on_token(word)  # a post: no reply is awaited
+                count += 1
+            await sink.on_finish(reason, count)  # a call: the caller confirms
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+        def __del__(self) -> None:
+            print("  [inference zone] session destroyed: its last reference was released")
+
+    class Service(inference.i_inference_service):  # type: ignore[misc]
+        def list_models(self) -> list[str]:
+            return sorted(MODELS)
+
+        def create_session(self, model_id: str) -> Any:
+            if model_id not in MODELS:
+                raise canopy.ApplicationError(f"no model {model_id!r}", code=1)
+            return Session(model_id)
+
+    class Sink(inference.i_token_sink):  # type: ignore[misc]
+        def __init__(self, label: str, cancel_after: int = 0, session: Any = None) -> None:
+            self.label = label
+            self.tokens: list[str] = []
+            self.reason: Any = None
+            self.cancel_after = cancel_after
+            self.session = session
+
+        def on_token(self, token: str) -> None:
+            self.tokens.append(token)
+            print(f"  [host] token {len(self.tokens)}: {token!r}")
+            if self.cancel_after and len(self.tokens) == self.cancel_after:
+                self.session.cancel()
+
+        def on_finish(self, reason: Any, tokens_generated: int) -> None:
+            self.reason = finish(reason).name
+            print(f"  [host] finished: {self.reason} after {tokens_generated} tokens")
+
+    return Service, Sink
 
 
 def _title(text: str) -> None:
     print(f"\n{text}\n{'=' * len(text)}")
 
 
-def _summary(name: str, model: Model, files: list[Path]) -> None:
-    print(f"\n{name}")
+def _summary(model: Model) -> None:
     for d in model.walk():
-        if isinstance(d, Struct):
-            print(f"  struct {d.qualified_name}  id {fingerprint(model, d):#018x}")
-            for f in d.fields:
-                default = f" = {value_text(f.default, as_written)}" if f.has_default else ""
-                print(f"      {_spell(f.type)} {f.name}{default}")
-        elif isinstance(d, Interface):
-            status = f"  [status={d.status}]" if d.status else ""
-            print(f"  interface {d.qualified_name}  id {fingerprint(model, d):#018x}{status}")
+        if isinstance(d, Interface):
+            print(f"  interface {d.qualified_name}  id {fingerprint(model, d):#018x}")
             for m in d.methods:
-                ins = ", ".join(f"{p.name}: {_spell(p.type)}" for p in m.inputs)
-                outs = ", ".join(f"{p.name}: {_spell(p.type)}" for p in m.outputs)
-                flags = " [post]" if m.is_post else ""
-                print(f"      #{m.id} {m.name}({ins}) -> ({outs}){flags}")
-    print("  python: " + ", ".join(str(f) for f in files))
-
-
-def _calculator(model: Model) -> None:
-    calculator: Any = load_python(model).calculator
-
-    class Calculator(calculator.i_calculator):  # type: ignore[misc]
-        def add(self, a: int, b: int) -> int:
-            return a + b
-
-    calc = Calculator()
-    print("calculator.i_calculator is calculator.v1.i_calculator:", end=" ")
-    print(calculator.i_calculator is calculator.v1.i_calculator)
-    print(f"Calculator().add(2, 3) = {calc.add(2, 3)}   ([out] int& result is the return value)")
-    info = calculator.i_calculator.__canopy__
-    print(f"interface id {info.id:#018x}, methods {[(m.id, m.name) for m in info.methods]}")
-
-
-def _inference(model: Model) -> None:
-    inference: Any = load_python(model).inference
-    options = inference.generation_options(stop_sequences=["\n\n"])
-    print(f"\n{options!r}")
-    for encoding in ("binary", "json"):
-        data = canopy.encode(options, encoding)
-        back = canopy.decode(inference.generation_options, data, encoding)
-        shown = data.decode() if encoding == "json" else data.hex(" ")
-        print(f"  {encoding:6} {len(data):3} bytes  {shown}")
-        assert back == options  # noqa: S101 - the demo shows the round trip holds
-    try:
-        canopy.encode(inference.generation_options(max_tokens=-1))
-    except canopy.InvalidData as e:
-        print(f"\nmax_tokens=-1 is refused: {e}")
+                ins = ", ".join(f"{p.name}: {type_text(p.type, as_written)}" for p in m.inputs)
+                outs = ", ".join(type_text(p.type, as_written) for p in m.outputs)
+                post = " [post]" if m.is_post else ""
+                print(f"      #{m.id} {m.name}({ins}) -> ({outs}){post}")

@@ -224,3 +224,22 @@ def test_one_remote_reference_however_many_proxies(h: Harness) -> None:
 
 def test_gadget_implements_both_interfaces_locally() -> None:
     assert isinstance(Gadget(), b.i_widget) and isinstance(Gadget(), b.i_gadget)
+
+
+def test_a_plain_callback_inside_an_async_implementation_calls_directly(h: Harness) -> None:
+    class Canceller(b.i_listener):
+        def __init__(self) -> None:
+            self.sums: list[int] = []
+
+        def notify(self, message: str, seq: int) -> None:
+            self.sums.append(h.root.add(seq, 100) if h.loop is None else -1)
+
+        def done(self, count: int) -> None:
+            pass
+
+    listener = Canceller()
+    h.do(h.root.listen, listener, 3)
+    h.settle()
+    expected = [100, 101, 102] if h.loop is None else [-1, -1, -1]
+    assert listener.sums == expected
+    del listener

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from inspect import CO_COROUTINE
 from typing import Any
 
 from canopy.errors import InvalidCast
@@ -71,8 +73,9 @@ class BlockingMode:
 
         def call(self: Proxy, *args: Any, **kwargs: Any) -> Any:
             # An ``async def`` implementation served by the blocking runtime awaits
-            # its proxies as it would under asyncio: the same source runs in both.
-            if getattr(_runners, "depth", 0):
+            # its proxies as it would under asyncio, so the same source runs in
+            # both; plain functions, even ones it calls, get the result directly.
+            if getattr(_runners, "depth", 0) and sys._getframe(1).f_code.co_flags & CO_COROUTINE:
                 return _deferred(blocking, self, *args, **kwargs)
             return blocking(self, *args, **kwargs)
 
