@@ -23,6 +23,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/idl_compile.py
+	$(PY) bench/inprocess_call.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

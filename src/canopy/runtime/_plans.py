@@ -79,13 +79,19 @@ def plan(cls: type[Interface]) -> InterfacePlan:
     return InterfacePlan(cls, info, methods, by_name)
 
 
+_implemented: dict[type[Any], dict[int, type[Interface]]] = {}
+
+
 def implemented(cls: type[Any]) -> dict[int, type[Interface]]:
-    """Every generated interface ``cls`` implements, by interface id."""
-    found: dict[int, type[Interface]] = {}
-    for klass in cls.__mro__:
-        info = vars(klass).get("__canopy__")
-        if isinstance(info, InterfaceInfo):
-            found.setdefault(info.id, klass)
+    """Every generated interface ``cls`` implements, by interface id (cached per class)."""
+    found = _implemented.get(cls)
+    if found is None:
+        found = {}
+        for klass in cls.__mro__:
+            info = vars(klass).get("__canopy__")
+            if isinstance(info, InterfaceInfo):
+                found.setdefault(info.id, klass)
+        _implemented[cls] = found
     return found
 
 

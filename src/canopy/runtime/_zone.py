@@ -21,8 +21,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -135,6 +134,7 @@ class Service:
         self._dead: deque[tuple[RemoteObject, int]] = deque()
         self._outbox: deque[tuple[Link, Message]] = deque()
         self._depth = threading.local()
+        self._inside = _Inside(self)
         self._decoders: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
 
     def __repr__(self) -> str:
@@ -261,17 +261,9 @@ class Service:
                 except CanopyError as e:
                     log.debug("%r: could not send %s: %s", self, type(message).__name__, e)
 
-    @contextmanager
-    def inside(self) -> Iterator[None]:
+    def inside(self) -> _Inside:
         """Marks the current thread as working inside the zone (no sends from destructors)."""
-        depth = getattr(self._depth, "n", 0)
-        self._depth.n = depth + 1
-        try:
-            yield
-        finally:
-            self._depth.n = depth
-            if depth == 0 and (self._dead or self._outbox):
-                self.flush()
+        return self._inside
 
     # ---------------------------------------------------------------- outgoing calls
 
@@ -579,6 +571,28 @@ class Service:
     def imported(self) -> list[tuple[int, int]]:
         with self._lock:
             return [k for k, r in self.tables.remotes.items() if any(r.held) or any(r.live)]
+
+
+class _Inside:
+    """Reentrant marker of a thread working inside a zone; on leaving the outermost
+    level, whatever destructors queued meanwhile is sent."""
+
+    __slots__ = ("_depth", "_zone")
+
+    def __init__(self, zone: Service) -> None:
+        self._zone = zone
+        self._depth = zone._depth
+
+    def __enter__(self) -> None:
+        d = self._depth.__dict__
+        d["n"] = d.get("n", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        d = self._depth.__dict__
+        depth = d["n"] = d["n"] - 1
+        zone = self._zone
+        if depth == 0 and (zone._dead or zone._outbox):
+            zone.flush()
 
 
 class Dispatch:
