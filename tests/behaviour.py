@@ -15,6 +15,7 @@ from typing import Any
 import canopy
 from canopy.runtime import AsyncZone, Zone, acast, cast
 from canopy.runtime._zone import Service
+from canopy.wire import Limits
 
 b: Any = canopy.load_idl(Path(__file__).with_name("behaviour.idl")).behaviour
 
@@ -127,10 +128,12 @@ class TestService(b.i_test):
 class Harness:
     """One mode's zone and a child zone serving ``TestService``, behind ``self.root``."""
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, limits: Limits | None = None) -> None:
         self.mode = mode
         self.loop = asyncio.new_event_loop() if mode == "asyncio" else None
-        self.zone: Service = Zone("host") if mode == "blocking" else AsyncZone("host")
+        self.zone: Service = (
+            Zone("host", limits=limits) if mode == "blocking" else AsyncZone("host", limits=limits)
+        )
         self.root: Any = self.do(self.zone.child, "service", lambda z: TestService(), b.i_test)  # type: ignore[attr-defined]
 
     def do(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

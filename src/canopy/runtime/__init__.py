@@ -16,7 +16,7 @@ from canopy.runtime._modes import ASYNCIO, BLOCKING, acast, cast
 from canopy.runtime._plans import interface_of
 from canopy.runtime._proxy import Proxy, close
 from canopy.runtime._zone import Service
-from canopy.wire import Encoding, ObjectRef
+from canopy.wire import Encoding, Limits, ObjectRef
 
 I = TypeVar("I", bound=Interface)  # noqa: E741 - reads as "interface"
 
@@ -78,8 +78,10 @@ class _Zone(Service):
 class Zone(_Zone):
     """A zone whose proxies block: ``proxy.add(1, 2)`` returns the result."""
 
-    def __init__(self, name: str = "zone", *, zone_id: int | None = None) -> None:
-        super().__init__(name, BLOCKING, zone_id=zone_id)
+    def __init__(
+        self, name: str = "zone", *, zone_id: int | None = None, limits: Limits | None = None
+    ) -> None:
+        super().__init__(name, BLOCKING, zone_id=zone_id, limits=limits)
 
     def child(
         self,
@@ -94,15 +96,17 @@ class Zone(_Zone):
         Calls to the proxy are marshalled through the wire layer exactly as
         across a network; the child zone lives while references into it do.
         """
-        result: I = self._child(Zone(name), factory, interface, encodings)
+        result: I = self._child(Zone(name, limits=self.limits), factory, interface, encodings)
         return result
 
 
 class AsyncZone(_Zone):
     """A zone whose proxies are awaited: ``await proxy.add(1, 2)``."""
 
-    def __init__(self, name: str = "zone", *, zone_id: int | None = None) -> None:
-        super().__init__(name, ASYNCIO, zone_id=zone_id)
+    def __init__(
+        self, name: str = "zone", *, zone_id: int | None = None, limits: Limits | None = None
+    ) -> None:
+        super().__init__(name, ASYNCIO, zone_id=zone_id, limits=limits)
 
     async def child(
         self,
@@ -113,7 +117,7 @@ class AsyncZone(_Zone):
         encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
     ) -> Any:
         """Create a child zone in this process serving ``factory(child)``; return a proxy."""
-        return self._child(AsyncZone(name), factory, interface, encodings)
+        return self._child(AsyncZone(name, limits=self.limits), factory, interface, encodings)
 
     async def __aenter__(self) -> Self:
         return self

@@ -30,6 +30,7 @@ from canopy.errors import (
     ApplicationError,
     CanopyError,
     ErrorCode,
+    LimitExceeded,
     ObjectGone,
     RpcError,
 )
@@ -38,6 +39,7 @@ from canopy.runtime._plans import MethodPlan, implemented, interface_of, plan
 from canopy.runtime._tables import OPTIMISTIC, SHARED, RemoteObject, Stub, Tables
 from canopy.wire import (
     NO_PAYLOAD,
+    Limits,
     AddRef,
     Call,
     GetSchema,
@@ -124,11 +126,16 @@ def _dec_hook(type_: type[Any], value: Any) -> Any:
 class Service:
     """One zone's service: its objects, the objects it holds in other zones, and its links."""
 
-    def __init__(self, name: str, mode: Mode, *, zone_id: int | None = None) -> None:
+    def __init__(
+        self, name: str, mode: Mode, *, zone_id: int | None = None, limits: Limits | None = None
+    ) -> None:
         self.name = name
         self.mode = mode
         self.id = zone_id if zone_id is not None else ZONE_IDS.next()
+        self.limits = limits or Limits()
         self.tables = Tables()
+        self._held: dict[int, int] = {}  # zone -> how many of our objects it holds
+        self._in_flight: dict[int, int] = {}  # zone -> its calls running here
         self.links: dict[int, Link] = {}
         self._lock = threading.RLock()
         self._dead: deque[tuple[RemoteObject, int]] = deque()
@@ -165,9 +172,21 @@ class Service:
                 code=ErrorCode.ZONE_NOT_SUPPORTED,
             )
         stub = self.export(value)
-        with self._lock:
-            stub.add(link.peer, kind)
+        self.grant(stub, link.peer, kind)
         return ObjectRef(self.id, stub.object_id, interface, kind)
+
+    def grant(self, stub: Stub, zone: int, kind: int) -> None:
+        """``zone`` now holds one more reference to ``stub``'s object."""
+        with self._lock:
+            if not stub.held_by(zone):
+                held = self._held.get(zone, 0)
+                if held >= self.limits.max_exported_objects:
+                    raise LimitExceeded(
+                        f"zone {zone:#x} already holds {held} objects of zone {self.name!r} "
+                        f"(max_exported_objects={self.limits.max_exported_objects})"
+                    )
+                self._held[zone] = held + 1
+            stub.add(zone, kind)
 
     # ---------------------------------------------------------------- importing
 
@@ -219,7 +238,12 @@ class Service:
             self.flush()
 
     def _released(self, stub: Stub, zone: int, kind: int) -> None:
-        if not stub.remove(zone, kind):
+        removed = stub.remove(zone, kind)
+        if removed and not stub.held_by(zone):
+            left = self._held[zone] = self._held.get(zone, 1) - 1
+            if left <= 0:
+                del self._held[zone]
+        if not removed:
             if kind == SHARED:
                 log.warning(
                     "%r: release of object %d by zone %#x, which held none",
@@ -443,8 +467,10 @@ class Service:
         found = self._find(link, m.caller, m.object)
         if isinstance(found, int):
             return found
-        with self._lock:
-            found.add(m.caller, m.kind if m.kind in (SHARED, OPTIMISTIC) else SHARED)
+        try:
+            self.grant(found, m.caller, m.kind if m.kind in (SHARED, OPTIMISTIC) else SHARED)
+        except LimitExceeded:
+            return int(ErrorCode.LIMIT_EXCEEDED)
         return 0
 
     def _dispatch(self, link: Link, m: Call | Post) -> Dispatch | None:
@@ -484,6 +510,18 @@ class Service:
         finally:
             if token is not None:
                 _marshalling.reset(token)
+        if is_call:
+            running = self._in_flight.get(m.caller, 0)
+            if running >= self.limits.max_calls_in_flight:
+                self._refuse(
+                    link,
+                    m,
+                    int(ErrorCode.LIMIT_EXCEEDED),
+                    f"zone {m.caller:#x} has {running} calls running in zone {self.name!r} "
+                    f"(max_calls_in_flight={self.limits.max_calls_in_flight})",
+                )
+                return None
+            self._in_flight[m.caller] = running + 1
         method = getattr(target, p.info.python_name)
         return Dispatch(
             self,
@@ -509,6 +547,12 @@ class Service:
                     "%r: post %s raised %s: %s", self, d.plan.info.name, type(error).__name__, error
                 )
             return
+        caller = d.link.peer
+        running = self._in_flight.get(caller, 0) - 1
+        if running > 0:
+            self._in_flight[caller] = running
+        else:
+            self._in_flight.pop(caller, None)
         with self.inside():
             if error is None:
                 try:

@@ -199,5 +199,5 @@ def join(
         raise ProtocolError("the in-process handshake did not complete")
     parent.links[child.id] = near
     child.links[parent.id] = far
-    stub.add(parent.id, 0)  # the parent holds the root
+    child.grant(stub, parent.id, 0)  # the parent holds the root
     return near, far

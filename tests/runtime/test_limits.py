@@ -1,0 +1,58 @@
+"""Each link limit the runtime enforces: crossed, refused with LIMIT_EXCEEDED, and the
+zones keep working with their counts balanced afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from behaviour import MODES, Harness, b
+
+import canopy
+from canopy.wire import Limits
+
+
+@pytest.fixture(params=MODES)
+def h(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    harness = Harness(request.param, Limits(max_exported_objects=3, max_calls_in_flight=2))
+    yield harness
+    assert harness.close() == {}, "references or objects left behind"
+
+
+def test_objects_exported_to_one_zone_are_bounded(h: Harness) -> None:
+    # The service already exports its root to the host: two more fit, the third does not.
+    widgets = [h.do(h.root.make_widget, f"w{i}") for i in range(2)]
+    with pytest.raises(canopy.LimitExceeded, match=r"max_exported_objects=3"):
+        h.do(h.root.make_widget, "one too many")
+    del widgets[0]
+    h.settle()
+    widgets.append(h.do(h.root.make_widget, "fits again"))
+    assert [h.do(w.name) for w in widgets] == ["w1", "fits again"]
+
+
+def test_calls_in_flight_from_one_zone_are_bounded() -> None:
+    h = Harness("asyncio", Limits(max_calls_in_flight=2))
+    gate = asyncio.Event()
+
+    class Slow(b.i_widget):
+        async def name(self) -> str:
+            await gate.wait()
+            return "slow"
+
+    async def scenario() -> list[Any]:
+        widget = Slow()
+        calls = [asyncio.ensure_future(h.root.widget_name(widget)) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        gate.set()
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    assert h.loop is not None
+    results = h.loop.run_until_complete(scenario())
+    assert results[:2] == ["slow", "slow"]
+    assert isinstance(results[2], canopy.LimitExceeded)
+    assert "max_calls_in_flight=2" in str(results[2])
+    del results  # its traceback's frames hold the proxies
+    assert h.do(h.root.add, 1, 2) == 3  # the zone keeps serving
+    assert h.close() == {}
