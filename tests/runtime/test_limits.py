@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from behaviour import MODES, Harness, b
 
 import canopy
+from behaviour import MODES, Harness, b
 from canopy.wire import Limits
 
 

@@ -39,10 +39,10 @@ from canopy.runtime._plans import MethodPlan, implemented, interface_of, plan
 from canopy.runtime._tables import OPTIMISTIC, SHARED, RemoteObject, Stub, Tables
 from canopy.wire import (
     NO_PAYLOAD,
-    Limits,
     AddRef,
     Call,
     GetSchema,
+    Limits,
     Message,
     NewZoneId,
     ObjectRef,
