@@ -13,7 +13,7 @@ from typing import Any, Self, TypeVar
 
 from canopy.generated import Interface
 from canopy.runtime._modes import ASYNCIO, BLOCKING, acast, cast
-from canopy.runtime._plans import interface_of
+from canopy.runtime._plans import interface_class, interface_of
 from canopy.runtime._proxy import Proxy, close
 from canopy.runtime._zone import Service
 from canopy.wire import Encoding, Limits, ObjectRef
@@ -87,7 +87,7 @@ class Zone(_Zone):
         self,
         name: str,
         factory: Callable[[Zone], Interface],
-        interface: type[I],
+        interface: Callable[..., I],
         *,
         encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
     ) -> I:
@@ -96,7 +96,8 @@ class Zone(_Zone):
         Calls to the proxy are marshalled through the wire layer exactly as
         across a network; the child zone lives while references into it do.
         """
-        result: I = self._child(Zone(name, limits=self.limits), factory, interface, encodings)
+        cls = interface_class(interface)
+        result: I = self._child(Zone(name, limits=self.limits), factory, cls, encodings)
         return result
 
 

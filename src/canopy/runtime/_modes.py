@@ -17,14 +17,16 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from inspect import CO_COROUTINE
-from typing import Any
+from typing import Any, TypeVar
 
 from canopy.errors import InvalidCast
-from canopy.runtime._plans import MethodPlan, interface_of
+from canopy.generated import Interface
+from canopy.runtime._plans import MethodPlan, interface_class, interface_of
 from canopy.runtime._proxy import Proxy, new_proxy
 from canopy.runtime._zone import Dispatch, Link, Service
 
 _runners = threading.local()
+I = TypeVar("I")  # noqa: E741 - reads as "interface"
 
 
 def _run_coroutine(awaitable: Any) -> Any:
@@ -159,7 +161,7 @@ BLOCKING = BlockingMode()
 ASYNCIO = AsyncMode()
 
 
-def _cast_local(proxy: Any, cls: type[Any]) -> tuple[Any, Service, Link, int] | Any:
+def _cast_local(proxy: Any, cls: type[Interface]) -> tuple[Any, Service, Link, int] | Any:
     if isinstance(proxy, cls):
         return proxy
     if not isinstance(proxy, Proxy):
@@ -176,29 +178,34 @@ def _cast_local(proxy: Any, cls: type[Any]) -> tuple[Any, Service, Link, int] | 
     return proxy, zone, link, call_id
 
 
-def _cast_result(proxy: Any, cls: type[Any], zone: Service, reply: Any) -> Any:
+def _cast_result(proxy: Any, cls: type[Interface], zone: Service, reply: Any) -> Any:
     if reply.code != 0:
         error = zone._error(None, reply)
         if isinstance(error, InvalidCast):
-            error.message = f"the object does not implement {interface_of(cls).name}"  # type: ignore[union-attr]
+            info = interface_of(cls)
+            error.message = f"the object does not implement {info.name if info else cls}"
             error.args = (error.message,)
         raise error
     return new_proxy(zone, proxy._canopy_remote, cls, proxy._canopy_kind)
 
 
-def cast(proxy: Any, cls: type[Any]) -> Any:
+def cast(proxy: object, cls: Callable[..., I]) -> I:
     """``proxy`` as interface ``cls`` of the same object (blocking), or InvalidCast."""
-    step = _cast_local(proxy, cls)
+    iface = interface_class(cls)
+    step = _cast_local(proxy, iface)
     if not isinstance(step, tuple):
-        return step
+        result: I = step
+        return result
     proxy, zone, link, call_id = step
-    return _cast_result(proxy, cls, zone, link.wait(call_id))
+    result = _cast_result(proxy, iface, zone, link.wait(call_id))
+    return result
 
 
-async def acast(proxy: Any, cls: type[Any]) -> Any:
+async def acast(proxy: Any, cls: Callable[..., Any]) -> Any:
     """``proxy`` as interface ``cls`` of the same object (asyncio), or InvalidCast."""
-    step = _cast_local(proxy, cls)
+    iface = interface_class(cls)
+    step = _cast_local(proxy, iface)
     if not isinstance(step, tuple):
         return step
     proxy, zone, link, call_id = step
-    return _cast_result(proxy, cls, zone, await link.wait_async(call_id))
+    return _cast_result(proxy, iface, zone, await link.wait_async(call_id))

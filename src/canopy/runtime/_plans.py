@@ -57,6 +57,17 @@ class InterfacePlan:
     by_name: dict[str, MethodPlan]  # python name -> plan
 
 
+def interface_class(interface: Callable[..., Any]) -> type[Interface]:
+    """``interface`` checked to be a generated interface class.
+
+    Public functions take interface classes typed as callables: mypy refuses an
+    abstract class where ``type[I]`` is expected, and accepts it here.
+    """
+    if isinstance(interface, type) and issubclass(interface, Interface):
+        return interface
+    raise TypeError(f"{interface!r} is not a generated Canopy interface class")
+
+
 def interface_of(cls: type[Any]) -> InterfaceInfo | None:
     info = getattr(cls, "__canopy__", None)
     return info if isinstance(info, InterfaceInfo) else None
