@@ -7,10 +7,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from contract import EXAMPLES
-
 from canopy.codegen import write_python
 from canopy.idl import compile_file
+from contract import EXAMPLES
 
 USER = '''\
 from __future__ import annotations
