@@ -86,7 +86,8 @@ class LocalLink:
         outcome = self._outcomes.pop(call_id, None)
         if outcome is None:
             self._handlers.pop(call_id, None)
-            raise CallCancelled(f"call {call_id} got no reply: the link to {self.peer:#x} closed")
+            why = "the link closed" if self.closed else "the peer refused its frame"
+            raise CallCancelled(f"call {call_id} to zone {self.peer:#x} got no reply: {why}")
         ok, value = outcome
         if not ok:
             raise value

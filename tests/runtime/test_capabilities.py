@@ -1,0 +1,168 @@
+"""A peer reaches only the objects it was handed: raw messages from a hostile zone are
+refused with the right code, and nothing they do disturbs anyone's objects or counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+
+from behaviour import Harness, b
+from canopy.errors import CallCancelled, ErrorCode
+from canopy.runtime._plans import plan
+from canopy.wire import NO_PAYLOAD, AddRef, Call, Message, Release, Reply, TryCast
+
+
+@pytest.fixture
+def h() -> Iterator[Harness]:
+    harness = Harness("blocking")
+    yield harness
+    assert harness.close() == {}, "references or objects left behind"
+
+
+def raw(h: Harness, build: Any) -> Reply:
+    """Send the message ``build(call_id, caller, link)`` builds and return the raw reply."""
+    link = h.zone.links[h.zones()[1].id]
+    call_id = link.next_id(lambda reply: reply)
+    message: Message = build(call_id, h.zone.id, link)
+    link.send(message)
+    reply: Reply = link.wait(call_id)
+    return reply
+
+
+def call(
+    h: Harness,
+    *,
+    obj: int = 1,
+    iface: Any = None,
+    method: int = 2,
+    caller: int = 0,
+    payload: bytes | None = None,
+) -> Reply:
+    interface = (iface or b.i_test).__canopy__.id
+    body = msgspec.Raw(payload if payload is not None else msgspec.msgpack.encode([1, 2]))
+    return raw(
+        h, lambda cid, me, link: Call(cid, caller or me, link.peer, obj, interface, method, 1, body)
+    )
+
+
+def root_id(h: Harness) -> int:
+    return int(h.root._canopy_remote.object_id)
+
+
+def test_the_honest_call_works(h: Harness) -> None:
+    reply = call(h, obj=root_id(h))
+    assert reply.code == 0
+    assert msgspec.msgpack.decode(reply.payload) == [3]
+
+
+def test_a_guessed_object_id_is_not_found(h: Harness) -> None:
+    assert call(h, obj=9999).code == ErrorCode.OBJECT_NOT_FOUND
+
+
+def test_an_object_the_caller_let_go_of_is_not_reachable(h: Harness) -> None:
+    widget = h.do(h.root.make_widget, "once")
+    object_id = widget._canopy_remote.object_id
+    del widget
+    h.settle()
+    reply = raw(
+        h,
+        lambda cid, me, link: Call(
+            cid,
+            me,
+            link.peer,
+            object_id,
+            b.i_widget.__canopy__.id,
+            1,
+            1,
+            msgspec.Raw(msgspec.msgpack.encode([])),
+        ),
+    )
+    assert reply.code == ErrorCode.OBJECT_NOT_FOUND
+
+
+def test_a_spoofed_caller_zone_is_refused(h: Harness) -> None:
+    assert call(h, obj=root_id(h), caller=0xBAD).code == ErrorCode.SECURITY_ERROR
+
+
+def test_method_ids_out_of_range(h: Harness) -> None:
+    for method in (0, 99, 2**32):
+        reply = call(h, obj=root_id(h), method=method)
+        assert reply.code == ErrorCode.INVALID_METHOD_ID
+        assert "has no method" in reply.message
+
+
+def test_an_interface_the_object_does_not_implement(h: Harness) -> None:
+    assert call(h, obj=root_id(h), iface=b.i_gadget).code == ErrorCode.INVALID_INTERFACE_ID
+
+
+def test_a_cast_to_an_interface_the_object_does_not_expose(h: Harness) -> None:
+    reply = raw(
+        h, lambda cid, me, link: TryCast(cid, me, link.peer, root_id(h), b.i_gadget.__canopy__.id)
+    )
+    assert reply.code == ErrorCode.INVALID_CAST
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        msgspec.msgpack.encode(["a", "b"]),
+        msgspec.msgpack.encode([2**40, 1]),
+        msgspec.msgpack.encode([1]),
+        msgspec.msgpack.encode({"a": 1}),
+    ],
+    ids=["wrong-types", "out-of-range", "too-short", "a-map"],
+)
+def test_payloads_that_do_not_fit_are_invalid_data(h: Harness, payload: bytes) -> None:
+    reply = call(h, obj=root_id(h), payload=payload)
+    assert reply.code == ErrorCode.INVALID_DATA
+    assert reply.message.startswith("behaviour::i_test::add: ")
+    assert h.do(h.root.add, 2, 2) == 4
+
+
+@pytest.mark.parametrize("payload", [b"", b"\xc1", b"\x92\x01"], ids=["empty", "bad", "cut"])
+def test_a_frame_that_does_not_decode_is_dropped_and_the_link_lives(
+    h: Harness, payload: bytes
+) -> None:
+    with pytest.raises(CallCancelled, match="got no reply: the peer refused its frame"):
+        call(h, obj=root_id(h), payload=payload)
+    assert h.do(h.root.add, 2, 2) == 4
+
+
+def test_a_post_sent_as_a_call(h: Harness) -> None:
+    record = plan(b.i_test).by_name["record"].info.id
+    reply = call(h, obj=root_id(h), method=record, payload=msgspec.msgpack.encode(["x", 1]))
+    assert reply.code == ErrorCode.INVALID_METHOD_ID
+
+
+def test_releases_of_references_not_held_change_nothing(h: Harness) -> None:
+    service = h.zones()[1]
+    before = service.exported()
+    link = h.zone.links[service.id]
+    for kind in (0, 1):
+        link.send(Release(h.zone.id, service.id, 9999, kind))
+        link.send(Release(h.zone.id, service.id, root_id(h), 1))  # holds no optimistic ref
+        link.send(Release(0xBAD, service.id, root_id(h), 0))  # not its zone
+    assert service.exported() == before
+    assert h.do(h.root.add, 1, 1) == 2
+
+
+def test_add_ref_of_an_object_never_received_is_refused(h: Harness) -> None:
+    service = h.zones()[1]
+    secret = h.do(h.root.make_widget, "secret")
+    secret_id = secret._canopy_remote.object_id
+    del secret
+    h.settle()
+    reply = raw(h, lambda cid, me, link: AddRef(cid, me, link.peer, secret_id, 0, me))
+    assert reply.code == ErrorCode.OBJECT_NOT_FOUND
+    reply = raw(h, lambda cid, me, link: AddRef(cid, me, link.peer, 4242, 0, me))
+    assert reply.code == ErrorCode.OBJECT_NOT_FOUND
+    assert list(service.exported()) == [root_id(h)]
+
+
+def test_a_reply_to_no_pending_call_is_ignored(h: Harness) -> None:
+    service = h.zones()[1]
+    service.links[h.zone.id].send(Reply(777, 0, NO_PAYLOAD))
+    assert h.do(h.root.add, 2, 3) == 5
