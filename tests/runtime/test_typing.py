@@ -11,7 +11,7 @@ from canopy.codegen import write_python
 from canopy.idl import compile_file
 from contract import EXAMPLES
 
-USER = '''\
+USER = """\
 from __future__ import annotations
 
 import canopy
@@ -31,7 +31,7 @@ def use() -> int:
     remote.add("one", 2)  # error: arg-type
     text: str = remote.add(1, 2)  # error: assignment
     return total + len(text)
-'''
+"""
 
 
 def test_blocking_proxies_type_check(tmp_path: Path) -> None:
