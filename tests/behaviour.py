@@ -119,6 +119,15 @@ class TestService(b.i_test):
     def echo_back(self, widget: Any) -> Any:
         return widget
 
+    async def names(self, value: Any) -> list[str]:
+        found = [await value.widget.name()] if value.widget is not None else []
+        return found + [await w.name() for w in value.spares]
+
+    def give(self, count: int) -> Any:
+        return b.holder(
+            widget=Widget("given"), spares=[Widget(f"spare{i}") for i in range(count)], count=count
+        )
+
     async def listen(self, listener: Any, count: int) -> None:
         for i in range(count):
             listener.notify(f"m{i}", i)

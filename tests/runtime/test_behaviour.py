@@ -140,6 +140,16 @@ def test_null_references(h: Harness) -> None:
     assert h.do(h.root.echo_back, None) is None
 
 
+def test_references_inside_structs_and_containers(h: Harness) -> None:
+    mine = [Widget("first"), Widget("second")]
+    value = b.holder(widget=mine[0], spares=[mine[1], mine[0]], count=2)
+    assert h.do(h.root.names, value) == ["first", "second", "first"]
+    given = h.do(h.root.give, 2)
+    assert given.count == 2
+    assert [h.do(w.name) for w in [given.widget, *given.spares]] == ["given", "spare0", "spare1"]
+    del given, value, mine
+
+
 def test_callbacks_reach_the_caller(h: Harness) -> None:
     mine = Widget("client side")
     assert h.do(h.root.widget_name, mine) == "client side"
