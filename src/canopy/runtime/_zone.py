@@ -317,14 +317,7 @@ class Service:
     def begin_call(
         self, target: Any, p: MethodPlan, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Link, int]:
-        remote: RemoteObject = target._canopy_remote
-        if remote.gone:
-            raise ObjectGone(
-                f"{p.info.name} on object {remote.object_id} of zone {remote.zone:#x}: the object "
-                "no longer exists"
-            )
-        if target._canopy_closed:
-            raise RpcError("the proxy was closed", code=ErrorCode.OBJECT_GONE)
+        remote = _reachable(target, p)
         link = remote.link
         payload = self.encode_in(p, link, args, kwargs)
         call_id = link.next_id(lambda reply: self.finish_call(p, link, reply))
@@ -360,9 +353,7 @@ class Service:
     def post(
         self, target: Any, p: MethodPlan, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        remote: RemoteObject = target._canopy_remote
-        if remote.gone:
-            raise ObjectGone(f"{p.info.name}: the object no longer exists")
+        remote = _reachable(target, p)
         link = remote.link
         payload = self.encode_in(p, link, args, kwargs)
         link.send(
@@ -659,6 +650,19 @@ class Dispatch:
         self.plan = p
         self.method = method
         self.args = args
+
+
+def _reachable(target: Any, p: MethodPlan) -> RemoteObject:
+    """The remote object behind a proxy, or the error saying why it cannot be called."""
+    remote: RemoteObject = target._canopy_remote
+    if target._canopy_closed:
+        raise RpcError(f"{p.info.name}: the proxy was closed", code=ErrorCode.OBJECT_GONE)
+    if remote.gone:
+        raise ObjectGone(
+            f"{p.info.name} on object {remote.object_id} of zone {remote.zone:#x}: the object "
+            "no longer exists"
+        )
+    return remote
 
 
 def _as_is(reply: Reply) -> Reply:
