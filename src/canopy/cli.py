@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     _idl_options(gen)
     gen.add_argument("-o", "--output", type=Path, default=Path("."), help="output directory")
     gen.add_argument(
+        "--proto",
+        action="store_true",
+        help="write proto3 .proto files (one per IDL file) instead of Python packages",
+    )
+    gen.add_argument(
         "--checksums",
         type=Path,
         help="where to write check_sums/<status>/<name> (default: check_sums beside the IDL file)",
@@ -88,7 +93,13 @@ def _generate(args: argparse.Namespace) -> int:
     from canopy.codegen.checksums import write_checksums
 
     model = _compile(args)
-    for path in write_python(model, args.output):
+    if args.proto:
+        from canopy.codegen.proto import write_proto
+
+        written = write_proto(model, args.output)
+    else:
+        written = write_python(model, args.output)
+    for path in written:
         print(f"wrote {path}")
     sums = write_checksums(model, _checksum_dir(args))
     print(f"wrote {len(sums)} checksum file(s) under {_checksum_dir(args)}")

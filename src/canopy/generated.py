@@ -8,13 +8,12 @@ say about ``msgspec`` or ``canopy``; hence the re-exports of ``msgspec`` names.
 
 Integer widths. ``msgspec.Meta`` bounds must fit in an int64, so ``int8`` to
 ``int64`` and ``uint8`` to ``uint32`` carry their whole range in ``Meta``, while
-``uint64``, ``int128`` and ``uint128`` carry what fits (``ge=0``) plus their
-name in ``Meta.extra["canopy_int"]``; ``encode``, ``decode`` and ``validate``
-check those three against ``INTEGER_RANGES`` themselves. Every alias carries
-``canopy_int`` so that schema generators can read the exact width. A 128-bit
-value is a plain ``int`` in memory; the binary encoding (msgpack) carries only
-64 bits, so a 128-bit value beyond that is refused there until the wire layer
-gives it a representation; JSON carries it as a number.
+``uint64``, ``int128`` and ``uint128`` carry what fits (``ge=0``). Every alias
+carries its name in ``Meta.extra["canopy_int"]``, and ``float32`` (IDL
+``float``, as opposed to ``double``) carries ``Meta.extra["canopy_float"]``: the
+codecs in ``canopy.wire.codecs`` read the exact widths there and check every
+integer against ``INTEGER_RANGES`` when encoding and decoding. A 128-bit value
+is a plain ``int`` in memory; each encoding documents how it carries one.
 """
 
 from __future__ import annotations
@@ -29,15 +28,15 @@ from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
 from typing import overload as _overload
 
-import msgspec
-import msgspec.inspect as _mi
 from msgspec import Meta as Meta
 from msgspec import Struct as Struct
 from msgspec import field as field
 from typing_extensions import deprecated as deprecated
 
 from canopy.errors import ApplicationError as ApplicationError
-from canopy.errors import InvalidData
+
+if TYPE_CHECKING:
+    from canopy.wire.codecs import Codec
 
 __all__ = [
     "INTEGER_RANGES",
@@ -72,6 +71,7 @@ __all__ = [
     "deprecated",
     "encode",
     "field",
+    "float32",
     "int8",
     "int16",
     "int32",
@@ -100,9 +100,6 @@ INTEGER_RANGES: dict[str, tuple[int, int]] = {
     "uint128": (0, (1 << 128) - 1),
 }
 
-# The widths whose bounds msgspec cannot hold; checked by ``_wide_checker``.
-_WIDE = frozenset({"uint64", "int128", "uint128"})
-
 int8: TypeAlias = Annotated[int, Meta(ge=-(1 << 7), le=(1 << 7) - 1, extra={"canopy_int": "int8"})]
 uint8: TypeAlias = Annotated[int, Meta(ge=0, le=(1 << 8) - 1, extra={"canopy_int": "uint8"})]
 int16: TypeAlias = Annotated[
@@ -119,6 +116,8 @@ int64: TypeAlias = Annotated[
 uint64: TypeAlias = Annotated[int, Meta(ge=0, extra={"canopy_int": "uint64"})]
 int128: TypeAlias = Annotated[int, Meta(extra={"canopy_int": "int128"})]
 uint128: TypeAlias = Annotated[int, Meta(ge=0, extra={"canopy_int": "uint128"})]
+# IDL ``float``: a Python float, carried as 32 bits where an encoding has the choice.
+float32: TypeAlias = Annotated[float, Meta(extra={"canopy_float": "float"})]
 
 if TYPE_CHECKING:
     JsonValue: TypeAlias = (
@@ -317,281 +316,68 @@ def define_error_codes(domain: type[E], codes: type[IntEnum]) -> None:
 
 # ---------------------------------------------------------------- encoding
 
-Encoding = Literal["binary", "json"]
+Encoding = Literal["binary", "binary_zstd", "json", "protobuf"]
 
 
-@dataclass(frozen=True, slots=True)
-class _Codec:
-    """What encoding or decoding one type needs, built once per (type, encoding)."""
-
-    encode: Callable[[Any], bytes]
-    decoder: msgspec.msgpack.Decoder[Any] | msgspec.json.Decoder[Any]
-    wide: Checker | None
-
-
-_ENCODERS: dict[str, Callable[[Any], bytes]] = {
-    "binary": msgspec.msgpack.Encoder().encode,
-    "json": msgspec.json.Encoder().encode,
-}
-_DECODERS: dict[str, Callable[[Any], Any]] = {
-    "binary": msgspec.msgpack.Decoder,
-    "json": msgspec.json.Decoder,
-}
-_codecs: dict[tuple[Any, str], _Codec] = {}
-_MAX_CODECS = 4096
-
-
-def _codec(type: Any, encoding: str) -> _Codec:
-    try:
-        return _codecs[type, encoding]
-    except KeyError:
-        codec = _codecs[type, encoding] = _build_codec(type, encoding)
-        if len(_codecs) > _MAX_CODECS:  # a bound against types made on the fly
-            _codecs.pop(next(iter(_codecs)))
-        return codec
-    except TypeError:  # an unhashable type is served, just not cached
-        return _build_codec(type, encoding)
-
-
-def _build_codec(type: Any, encoding: str) -> _Codec:
-    if encoding not in _ENCODERS:
-        raise ValueError(f"unknown encoding {encoding!r}: use 'binary' or 'json'")
-    return _Codec(_ENCODERS[encoding], _DECODERS[encoding](type), _wide_checker(type))
-
-
-def encode(value: Any, encoding: Encoding = "binary", *, type: Any = None) -> bytes:
+def encode(value: Any, encoding: Encoding | int = "binary", *, type: Any = None) -> bytes:
     """``value`` as bytes, refused with ``InvalidData`` if it does not fit its type.
 
     ``type`` defaults to the value's class; pass it for values whose class does
-    not say their IDL type (``encode(7, type=uint8)``). The bytes are decoded
-    again with the typed decoder, which is what checks the ``Meta`` constraints:
-    one extra decode is cheaper than any walk over the value in Python.
+    not say their IDL type (``encode(7, type=uint8)``). ``encoding`` is a name or
+    a ``canopy.wire.Encoding``; every encoding goes through the codecs calls use.
     """
     target = value.__class__ if type is None else type
-    codec = _codec(target, encoding)
-    if codec.wide is not None:
-        _check_wide(codec.wide, target, value, "encode")
     try:
-        data = codec.encode(value)
-    except OverflowError as exc:
-        raise InvalidData(
-            f"cannot encode {_type_name(target)}: {exc} (the binary encoding carries "
-            "integers of at most 64 bits)"
-        ) from exc
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise InvalidData(f"cannot encode {_type_name(target)}: {exc}") from exc
-    try:
-        codec.decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        raise InvalidData(f"cannot encode {_type_name(target)}: {exc}") from None
-    return data
+        found = _encoders[encoding, target]
+    except (KeyError, TypeError):
+        found = _remember(_encoders, encoding, target, lambda c: c.encoder(target))
+    return found(value)
 
 
 @_overload
-def decode(type: type[T], data: bytes, encoding: Encoding = "binary") -> T: ...
+def decode(type: type[T], data: bytes, encoding: Encoding | int = "binary") -> T: ...
 @_overload
-def decode(type: Any, data: bytes, encoding: Encoding = "binary") -> Any: ...
-def decode(type: Any, data: bytes, encoding: Encoding = "binary") -> Any:
+def decode(type: Any, data: bytes, encoding: Encoding | int = "binary") -> Any: ...
+def decode(type: Any, data: bytes, encoding: Encoding | int = "binary") -> Any:
     """``data`` decoded as ``type``, refused with ``InvalidData`` if it does not fit."""
-    codec = _codec(type, encoding)
     try:
-        value = codec.decoder.decode(data)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-        raise InvalidData(f"cannot decode {_type_name(type)}: {exc}") from None
-    if codec.wide is not None:
-        _check_wide(codec.wide, type, value, "decode")
-    return value
+        found = _decoders[encoding, type]
+    except (KeyError, TypeError):
+        found = _remember(_decoders, encoding, type, lambda c: c.decoder(type))
+    return found(data)
 
 
 def validate(value: Any, type: Any = None) -> None:
-    """Raise ``InvalidData`` unless ``value`` fits ``type`` (default: its class)."""
-    target = value.__class__ if type is None else type
-    wide = _codec(target, "binary").wide
-    if wide is not None:
-        _check_wide(wide, target, value, "validate")
+    """Raise ``InvalidData`` unless ``value`` fits ``type`` (default: its class).
+
+    Every field is checked, as the JSON encoding would; an interface field may
+    hold an interface object or an ``ObjectRef``.
+    """
+    from canopy.wire.codecs import validate as check
+
+    check(value, value.__class__ if type is None else type)
+
+
+# (encoding, type) -> the codec's function: one dict lookup per call, as the
+# runtime has by holding the function itself.
+_encoders: dict[tuple[Any, Any], Callable[[Any], bytes]] = {}
+_decoders: dict[tuple[Any, Any], Callable[[bytes], Any]] = {}
+_MAX_REMEMBERED = 4096  # a bound against types made on the fly
+
+F = TypeVar("F")
+
+
+def _remember(
+    table: dict[tuple[Any, Any], F], encoding: Encoding | int, type: Any, get: Callable[[Codec], F]
+) -> F:
+    # canopy.wire.codecs reads this module's types, so it is imported on first use.
+    from canopy.wire.codecs import codec
+
+    found = get(codec(encoding))
     try:
-        msgspec.convert(msgspec.to_builtins(value, builtin_types=(bytes,)), target)
-    except (TypeError, msgspec.ValidationError) as exc:
-        raise InvalidData(f"cannot validate {_type_name(target)}: {exc}") from None
-
-
-def _type_name(t: Any) -> str:
-    return getattr(t, "__qualname__", None) or repr(t)
-
-
-# ---------------------------------------------------------------- wide integers
-#
-# A checker walks only the parts of a value whose type holds a uint64, int128 or
-# uint128; types without them get no checker, so the common case costs one
-# cached lookup. An error unwinds through the containers, each adding its step
-# of the path, so the message says where the value sits, as msgspec's do.
-
-Checker = Callable[[Any], None]
-
-
-class _OutOfRange(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path: list[str] = []
-
-
-def _check_wide(checker: Checker, type: Any, value: Any, verb: str) -> None:
-    try:
-        checker(value)
-    except _OutOfRange as exc:
-        where = "$" + "".join(reversed(exc.path))
-        raise InvalidData(
-            f"cannot {verb} {_type_name(type)}: {exc.message} - at `{where}`"
-        ) from None
-
-
-def _wide_checker(type: Any) -> Checker | None:
-    try:
-        info = _mi.type_info(type)
-    except (TypeError, ValueError):  # not a type msgspec knows: nothing to check
-        return None
-    return _WideCompiler().compile(info)
-
-
-class _WideCompiler:
-    def __init__(self) -> None:
-        # Struct types being compiled, for recursive structs: a cell filled in later.
-        self._structs: dict[int, list[Checker | None]] = {}
-
-    def compile(self, t: _mi.Type) -> Checker | None:
-        if isinstance(t, _mi.Metadata):
-            inner = self.compile(t.type)
-            width = (t.extra or {}).get("canopy_int")
-            if width in _WIDE:
-                return _range_check(width, inner)
-            return inner
-        if isinstance(t, _mi.ListType | _mi.SetType | _mi.FrozenSetType | _mi.VarTupleType):
-            return _each(self.compile(t.item_type))
-        if isinstance(t, _mi.TupleType):
-            return _positions([self.compile(item) for item in t.item_types])
-        if isinstance(t, _mi.DictType):
-            return _items(self.compile(t.key_type), self.compile(t.value_type))
-        if isinstance(t, _mi.UnionType):
-            return _union([(_matcher(alt), self.compile(alt)) for alt in t.types])
-        if isinstance(t, _mi.StructType):
-            return self._struct(t)
-        return None
-
-    def _struct(self, t: _mi.StructType) -> Checker | None:
-        key = id(t)
-        pending = self._structs.get(key)
-        if pending is not None:
-            # A recursive reference: resolve through the cell once it is filled.
-            return lambda value: pending[0](value) if pending[0] is not None else None
-        cell: list[Checker | None] = [None]
-        self._structs[key] = cell
-        fields = [(f.name, f.encode_name, self.compile(f.type)) for f in t.fields]
-        checked = [(name, wire, c) for name, wire, c in fields if c is not None]
-        if not checked:
-            return None
-
-        def check(value: Any) -> None:
-            for name, wire, c in checked:
-                try:
-                    c(getattr(value, name))
-                except _OutOfRange as exc:
-                    exc.path.append(f".{wire}")
-                    raise
-
-        cell[0] = check
-        return check
-
-
-def _range_check(width: str, inner: Checker | None) -> Checker:
-    lo, hi = INTEGER_RANGES[width]
-
-    def check(value: Any) -> None:
-        if isinstance(value, int) and not lo <= value <= hi:
-            raise _OutOfRange(f"Expected `{width}` in [{lo}, {hi}], got {value}")
-        if inner is not None:
-            inner(value)
-
-    return check
-
-
-def _each(c: Checker | None) -> Checker | None:
-    if c is None:
-        return None
-
-    def check(values: Any) -> None:
-        for i, v in enumerate(values):
-            try:
-                c(v)
-            except _OutOfRange as exc:
-                exc.path.append(f"[{i}]")
-                raise
-
-    return check
-
-
-def _positions(checkers: list[Checker | None]) -> Checker | None:
-    if all(c is None for c in checkers):
-        return None
-
-    def check(values: Any) -> None:
-        for i, (c, v) in enumerate(zip(checkers, values, strict=False)):
-            if c is not None:
-                try:
-                    c(v)
-                except _OutOfRange as exc:
-                    exc.path.append(f"[{i}]")
-                    raise
-
-    return check
-
-
-def _items(key: Checker | None, value: Checker | None) -> Checker | None:
-    if key is None and value is None:
-        return None
-
-    def check(mapping: Any) -> None:
-        for k, v in mapping.items():
-            try:
-                if key is not None:
-                    key(k)
-                if value is not None:
-                    value(v)
-            except _OutOfRange as exc:
-                exc.path.append(f"[{k!r}]")
-                raise
-
-    return check
-
-
-def _union(alternatives: list[tuple[Callable[[Any], bool], Checker | None]]) -> Checker | None:
-    # msgspec allows at most one alternative per kind of value (tagged structs
-    # aside, which differ by class), so the first alternative that matches is it.
-    if all(c is None for _, c in alternatives):
-        return None
-
-    def check(value: Any) -> None:
-        for matches, c in alternatives:
-            if matches(value):
-                if c is not None:
-                    c(value)
-                return
-
-    return check
-
-
-def _matcher(t: _mi.Type) -> Callable[[Any], bool]:
-    while isinstance(t, _mi.Metadata):
-        t = t.type
-    if isinstance(t, _mi.StructType):
-        cls = getattr(t.cls, "__origin__", t.cls)  # Alt0[int] -> Alt0
-        return lambda v: isinstance(v, cls)
-    if isinstance(t, _mi.IntType):
-        return lambda v: isinstance(v, int) and not isinstance(v, bool)
-    if isinstance(t, _mi.ListType | _mi.VarTupleType | _mi.TupleType):
-        return lambda v: isinstance(v, list | tuple)
-    if isinstance(t, _mi.SetType | _mi.FrozenSetType):
-        return lambda v: isinstance(v, set | frozenset)
-    if isinstance(t, _mi.DictType):
-        return lambda v: isinstance(v, dict)
-    return lambda v: False
+        table[encoding, type] = found
+    except TypeError:  # an unhashable type is served, just not remembered
+        return found
+    if len(table) > _MAX_REMEMBERED:
+        table.pop(next(iter(table)))
+    return found

@@ -606,8 +606,8 @@ def test_variant_keeps_the_alternative_index(constructs: ModuleType) -> None:
     calc = constructs.calc
     as_int32 = make_derived(calc, either=Alt0(5))
     as_int64 = make_derived(calc, either=Alt1(5))
-    assert b'"either":[0,5]' in encode(as_int32, "json")
-    assert b'"either":[1,5]' in encode(as_int64, "json")
+    assert b'"either":{"0":5}' in encode(as_int32, "json")
+    assert b'"either":{"1":5}' in encode(as_int64, "json")
     assert decode(calc.derived_s, encode(as_int64)).either == Alt1(5)
     with pytest.raises(InvalidData, match=r"\$\.either"):
         encode(make_derived(calc, either=Alt0(1 << 40)))  # too big for the int32 alternative
@@ -627,7 +627,7 @@ def test_variant_alternatives_are_limited_to_sixteen() -> None:
 def test_out_of_range_values_are_refused_on_encode(inference: ModuleType) -> None:
     options = inference.generation_options(max_tokens=1 << 32)
     for encoding in ("binary", "json"):
-        with pytest.raises(InvalidData, match=r"<= 4294967295 - at `\$\.max_tokens`"):
+        with pytest.raises(InvalidData, match=r"<= 4294967295(, got \d+)? - at `\$\.max_tokens`"):
             encode(options, encoding)
     assert decode(inference.generation_options, encode(inference.generation_options())) == (
         inference.generation_options()
@@ -641,7 +641,7 @@ def test_out_of_range_values_are_refused_on_decode(inference: ModuleType) -> Non
         ("json", msgspec.json.encode(data)),
     ]
     for encoding, payload in encodings:
-        with pytest.raises(InvalidData, match=r">= 0 - at `\$\.max_tokens`"):
+        with pytest.raises(InvalidData, match=r">= 0(, got -1)? - at `\$\.max_tokens`"):
             decode(inference.generation_options, payload, encoding)
 
 
@@ -665,12 +665,12 @@ def test_wide_integers_are_checked_by_canopy(constructs: ModuleType) -> None:
     validate(nested)  # no error
 
 
-def test_128_bit_values_travel_as_json_but_not_yet_as_binary(constructs: ModuleType) -> None:
+def test_128_bit_values_travel_in_every_encoding(constructs: ModuleType) -> None:
     calc = constructs.calc
     value = make_derived(calc, huge=-(1 << 100))
-    assert decode(calc.derived_s, encode(value, "json"), "json").huge == -(1 << 100)
-    with pytest.raises(InvalidData, match="at most 64 bits"):
-        encode(value)
+    encodings: list[Encoding] = ["binary", "binary_zstd", "json", "protobuf"]
+    for encoding in encodings:
+        assert decode(calc.derived_s, encode(value, encoding), encoding).huge == -(1 << 100)
     assert encode(-(1 << 127), "json", type=int128) == str(-(1 << 127)).encode()
 
 

@@ -653,10 +653,19 @@ class _Module:
         body: list[str] = []
         if e.attributes.description:
             body += [*_docstring(e.attributes.description, "    "), ""]
+        renamed: list[str] = []
         for v in e.values:
             if v.attributes.description:
                 body.append(f"    #: {_literal(v.attributes.description)[1:-1]}")
-            body.append(f"    {_py_name(v.name, v.location)} = {v.value}")
+            py = _py_name(v.name, v.location)
+            body.append(f"    {py} = {v.value}")
+            if py != v.name:
+                renamed.append(f"{_literal(py)}: {_literal(v.name)}")
+        if renamed:
+            # The encodings write IDL names: the JSON profile spells values by name.
+            t = self.lib("typing")
+            names = "{" + ", ".join(renamed) + "}"
+            body.append(f"    __canopy_names__: {t}.ClassVar[dict[str, str]] = {names}")
         return lines + (body or ["    pass"])
 
     def _error_domain(self, e: ErrorDomain) -> list[str]:
@@ -767,7 +776,10 @@ class _Module:
                 )
                 for p in params:
                     annotation = self.type_expr(p.type, p.location, struct=True)
-                    lines.append(f"    {names[p.name]}: {annotation}")
+                    wire = ""
+                    if names[p.name] != p.name:  # the IDL name stays on the wire
+                        wire = f" = {self.lib('_cg')}.field(name={_literal(p.name)})"
+                    lines.append(f"    {names[p.name]}: {annotation}{wire}")
                 if not params:
                     lines.append("    pass")
                 lines += ["", ""]
@@ -936,7 +948,9 @@ class _Module:
     def _primitive(self, kind: Primitive, location: Location) -> str:
         if kind is Primitive.BOOL:
             return "bool"
-        if kind.is_float:
+        if kind is Primitive.FLOAT:
+            return f"{self.lib('_cg')}.float32"  # the width, for encodings that keep it
+        if kind is Primitive.DOUBLE:
             return "float"
         if kind is Primitive.STRING:
             return "str"

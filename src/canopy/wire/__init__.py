@@ -1,4 +1,5 @@
-"""The sans-I/O protocol: message records, framing, the handshake and link limits.
+"""The sans-I/O protocol: message records, framing, the handshake and link limits, and
+the payload codecs (``codec(Encoding.JSON)``).
 
 Nothing here touches a socket, a thread or a clock; the asyncio and blocking
 drivers both sit on ``Protocol``.
@@ -43,6 +44,7 @@ from canopy.wire._protocol import (
     Role,
     State,
 )
+from canopy.wire.codecs import Codec, codec
 
 __all__ = [
     "NO_PAYLOAD",
@@ -54,6 +56,7 @@ __all__ = [
     "Cancel",
     "Close",
     "CloseAck",
+    "Codec",
     "Encoding",
     "Event",
     "GetSchema",
@@ -80,4 +83,5 @@ __all__ = [
     "TransportDown",
     "TryCast",
     "Welcome",
+    "codec",
 ]
