@@ -409,7 +409,8 @@ def test_ids_come_from_the_fingerprint_unless_given() -> None:
 def test_inline_namespace_is_reexported_explicitly() -> None:
     source = generate_python(example("calculator"))["calculator/__init__.py"]
     assert "from . import v1 as v1\nfrom .v1 import i_calculator as i_calculator\n" in source
-    assert '__all__ = ["i_calculator", "v1"]' in source
+    assert "from .v1 import i_calculator_async as i_calculator_async\n" in source
+    assert '__all__ = ["i_calculator", "i_calculator_async", "v1"]' in source
 
 
 def test_imports_of_other_files_and_of_rpc_types_are_absolute(tmp_path: Path) -> None:

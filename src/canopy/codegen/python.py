@@ -421,6 +421,8 @@ class _Layout:
                     names.extend(n for n in self.exports(member) if n not in names)
             else:
                 names.append(_py_name(member.name, member.location))
+                if isinstance(member, Interface):
+                    names.append(_py_name(member.name, member.location) + "_async")
         return list(dict.fromkeys(names))
 
 
@@ -548,6 +550,7 @@ class _Module:
                 for param in member.template_params:
                     typevars.setdefault(param, member.location)  # one TypeVar serves all
             if isinstance(member, Interface):
+                claim(_py_name(member.name, member.location) + "_async", member.location)
                 for m in member.methods:
                     for direction in ("in", "out"):
                         claim(_struct_name(member, m, direction), m.location)
@@ -561,21 +564,23 @@ class _Module:
         self.uses.add(alias)
         return alias
 
-    def ref(self, qualified_name: str, location: Location) -> str:
-        """The local expression for a definition, importing it if it lives elsewhere."""
+    def ref(self, qualified_name: str, location: Location, suffix: str = "") -> str:
+        """The local expression for a definition (or its ``suffix`` companion, such as an
+        interface's ``_async`` protocol), importing it if it lives elsewhere."""
         target = self.layout.target(qualified_name, location)
+        name = target.name + suffix
         if target.own and target.parts == self.package.parts:
-            return target.name
+            return name
         module = self._module_path(target)
-        key = (module, target.name)
+        key = (module, name)
         local = self.imported.get(key)
         if local is None:
-            local = target.name
+            local = name
             taken = {*self.defined, *(n for _, n in self.reexported), *self.imported.values()}
             if local in taken:
-                local = "_" + "_".join(target.parts) + "__" + target.name
+                local = "_" + "_".join(target.parts) + "__" + name
             self.imported[key] = local
-            self.pending.append(_Import(module, target.name, local))
+            self.pending.append(_Import(module, name, local))
         return local
 
     def _module_path(self, target: _Target) -> str:
@@ -799,6 +804,65 @@ class _Module:
         self.current = None
         for m in i.methods:
             lines += self._method(i, m, members)
+        return lines + self._interface_async(i)
+
+    def _proxy_type(self, t: TypeRef, location: Location, direction: str) -> str:
+        match t:
+            case InterfaceType(interface):
+                proxy = self.ref(interface, location, "_async")
+                if direction == "out":
+                    return f"{proxy} | None"
+                return f"{self.ref(interface, location)} | {proxy} | None"
+            case VectorType(element) if not _is_byte(self.model.resolve(element)):
+                return f"list[{self._proxy_type(element, location, direction)}]"
+            case OptionalType(inner) | NullableType(inner):
+                return f"{self._proxy_type(inner, location, direction)} | None"
+        return self.type_expr(t, location, struct=False)
+
+    def _interface_async(self, i: Interface) -> list[str]:
+        """The asyncio proxy's type: a Protocol with every method, bases' included."""
+        name = _py_name(i.name, i.location)
+        t = self.lib("typing")
+        lines = [
+            "",
+            "",
+            f"class {name}_async({t}.Protocol):",
+            f'    """The asyncio proxy of ``{name}``: calls are awaited, posts are not.',
+            "",
+            "    Pass this class to ``AsyncZone.child`` and ``acast`` to get one.",
+            '    """',
+            "",
+            f"    __canopy_interface__: {t}.ClassVar[object] = {name}",
+        ]
+        seen: set[str] = set()
+        for owner, m in self.model.all_methods(i):
+            py = _py_name(m.name, m.location)
+            if py in seen:
+                continue
+            seen.add(py)
+            names = _param_names(m)
+            params = ["self"] + [
+                f"{names[p.name]}: {self.type_expr(p.type, p.location, struct=False, proxies='in')}"
+                for p in m.inputs
+            ]
+            outputs = m.outputs
+            if len(outputs) > 1:
+                owner_name = self.ref(owner.qualified_name, owner.location)
+                returns = f"{owner_name}.{_py_name(f'{m.name}_result', m.location)}"
+            elif outputs:
+                returns = self.type_expr(
+                    outputs[0].type, outputs[0].location, struct=False, proxies="out"
+                )
+            else:
+                returns = "None"
+            head = "def" if m.is_post else "async def"
+            signature = f"    {head} {py}({', '.join(params)}) -> {returns}: ..."
+            lines.append("")
+            if len(signature) <= _LINE_LENGTH:
+                lines.append(signature)
+            else:
+                lines += [f"    {head} {py}(", *(f"        {p}," for p in params)]
+                lines.append(f"    ) -> {returns}: ...")
         return lines
 
     def _interface_info(self, i: Interface, bases: list[str]) -> list[str]:
@@ -896,8 +960,15 @@ class _Module:
 
     # ------------------------------------------------------------ types and values
 
-    def type_expr(self, t: TypeRef, location: Location, *, struct: bool) -> str:
-        """The annotation for an IDL type; ``struct`` adds metadata only msgspec reads."""
+    def type_expr(
+        self, t: TypeRef, location: Location, *, struct: bool, proxies: str = ""
+    ) -> str:
+        """The annotation for an IDL type; ``struct`` adds metadata only msgspec reads.
+
+        ``proxies`` types interface references for an asyncio proxy: "in" accepts a
+        local object or an asyncio proxy, "out" is an asyncio proxy."""
+        if proxies:
+            return self._proxy_type(t, location, proxies)
         match t:
             case PrimitiveType(kind):
                 return self._primitive(kind, location)

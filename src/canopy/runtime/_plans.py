@@ -65,6 +65,10 @@ def interface_class(interface: Callable[..., Any]) -> type[Interface]:
     """
     if isinstance(interface, type) and issubclass(interface, Interface):
         return interface
+    # An interface's asyncio proxy protocol names the interface it stands for.
+    target = getattr(interface, "__canopy_interface__", None)
+    if isinstance(target, type) and issubclass(target, Interface):
+        return target
     raise TypeError(f"{interface!r} is not a generated Canopy interface class")
 
 
