@@ -960,9 +960,7 @@ class _Module:
 
     # ------------------------------------------------------------ types and values
 
-    def type_expr(
-        self, t: TypeRef, location: Location, *, struct: bool, proxies: str = ""
-    ) -> str:
+    def type_expr(self, t: TypeRef, location: Location, *, struct: bool, proxies: str = "") -> str:
         """The annotation for an IDL type; ``struct`` adds metadata only msgspec reads.
 
         ``proxies`` types interface references for an asyncio proxy: "in" accepts a
