@@ -1,13 +1,19 @@
 """The behaviour suite's contract, implementations and harness, shared by every transport.
 
-``Harness`` hides the mode: ``h.do(proxy.add, 1, 2)`` calls and returns the
-result whether proxies block or must be awaited, so each test is written once.
+``Harness`` hides the mode and the transport: ``h.do(proxy.add, 1, 2)`` calls and
+returns the result whether proxies block or must be awaited, and whether the
+service is a child zone or a peer zone behind a TCP or Unix socket, so each
+test is written once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
+import shutil
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ from canopy.wire import Limits
 b: Any = canopy.load_idl(Path(__file__).with_name("behaviour.idl")).behaviour
 
 MODES = ("blocking", "asyncio")
+TRANSPORTS = ("local", "tcp", "unix")
 
 
 class Widget(b.i_widget):
@@ -135,15 +142,30 @@ class TestService(b.i_test):
 
 
 class Harness:
-    """One mode's zone and a child zone serving ``TestService``, behind ``self.root``."""
+    """One mode's host zone and a zone serving ``TestService`` behind ``self.root``: a
+    child zone (``local``), or a peer zone serving over a socket (``tcp``, ``unix``)
+    that the host connects to, both in this process and, in asyncio mode, on one loop."""
 
-    def __init__(self, mode: str, limits: Limits | None = None) -> None:
+    def __init__(self, mode: str, limits: Limits | None = None, transport: str = "local") -> None:
         self.mode = mode
+        self.transport = transport
         self.loop = asyncio.new_event_loop() if mode == "asyncio" else None
-        self.zone: Service = (
-            Zone("host", limits=limits) if mode == "blocking" else AsyncZone("host", limits=limits)
-        )
-        self.root: Any = self.do(self.zone.child, "service", lambda z: TestService(), b.i_test)  # type: ignore[attr-defined]
+        zone_class = Zone if mode == "blocking" else AsyncZone
+        self.zone: Service = zone_class("host", limits=limits)
+        self.service: Service | None = None
+        self._dir: str | None = None
+        if transport == "local":
+            self.root: Any = self.do(self.zone.child, "service", lambda z: TestService(), b.i_test)  # type: ignore[attr-defined]
+            return
+        self.service = zone_class("service", limits=limits)
+        if transport == "tcp":
+            url = "tcp://127.0.0.1:0"
+        else:
+            # A short directory of its own: socket paths are limited to about 100 bytes.
+            self._dir = tempfile.mkdtemp(prefix="canopy-")
+            url = f"unix:{self._dir}/service.sock"
+        self.server = self.do(self.service.serve, url, lambda z: TestService(), b.i_test)  # type: ignore[attr-defined]
+        self.root = self.do(self.zone.connect, self.server.url, b.i_test)  # type: ignore[attr-defined]
 
     def do(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn`` and return its result, awaited in asyncio mode."""
@@ -160,23 +182,71 @@ class Harness:
         return self.do(acast if self.loop else cast, proxy, cls)
 
     def settle(self) -> None:
-        """Let queued posts and releases run (asyncio mode)."""
+        """Let queued posts and releases run and arrive.
+
+        In one process and on one thread that takes a few turns of the loop;
+        across a socket, messages are in flight for a while, so this waits until
+        two looks at every zone's tables in a row agree (or about a second). A
+        blocking client reads only while it calls (or while the service holds one
+        of its objects), so it makes a call each time round to take in what the
+        service sent meanwhile, such as the news that an object it watches died.
+        """
+        if self.service is None:
+            if self.loop is not None:
+                for _ in range(20):
+                    self.loop.run_until_complete(asyncio.sleep(0))
+            self.zone.collect()  # type: ignore[attr-defined]
+            return
+        gc.collect()
+        previous = None
+        for _ in range(200):
+            self.pause(0.002)
+            if self.loop is None and self.root is not None:
+                self.root.add(0, 0)
+            for zone in self.zones():
+                zone.flush()
+            state = self.held()
+            if state == previous:
+                return
+            previous = state
+
+    def pause(self, seconds: float) -> None:
+        """Let time pass, with the loop running in asyncio mode."""
         if self.loop is not None:
-            for _ in range(20):
-                self.loop.run_until_complete(asyncio.sleep(0))
-        self.zone.collect()  # type: ignore[attr-defined]
+            self.loop.run_until_complete(asyncio.sleep(seconds))
+        else:
+            time.sleep(seconds)
 
     def zones(self) -> list[Service]:
+        if self.service is not None:
+            return [self.zone, self.service]
         return self.zone._local_zones()  # type: ignore[attr-defined, no-any-return]
+
+    def held(self) -> dict[str, Any]:
+        """What each zone still exports and imports, for the zones that hold anything."""
+        return {
+            z.name: (z.exported(), z.imported())
+            for z in self.zones()
+            if z.exported() or z.imported()
+        }
 
     def close(self) -> dict[str, Any]:
         """Drop the root, let everything settle; what any zone still holds is returned."""
         zones = self.zones()
         self.root = None
         self.settle()
-        left = {z.name: (z.exported(), z.imported()) for z in zones if z.exported() or z.imported()}
-        self.zone.close()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 2
+        while self.service is not None and self.held() and time.monotonic() < deadline:
+            self.settle()  # a release may still be on its way
+        left = self.held()
+        for zone in zones if self.service is not None else [self.zone]:
+            if self.loop is not None and self.service is not None:
+                self.loop.run_until_complete(zone.aclose())  # type: ignore[attr-defined]
+            else:
+                zone.close()  # type: ignore[attr-defined]
         if self.loop is not None:
             self.loop.run_until_complete(asyncio.sleep(0))  # let cancelled consumers finish
             self.loop.close()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
         return left

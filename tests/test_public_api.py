@@ -10,6 +10,7 @@ import canopy.wire
 def test_canopy_exports() -> None:
     assert canopy.__all__ == [
         "ApplicationError",
+        "AsyncServer",
         "AsyncZone",
         "CallCancelled",
         "CallTimeout",
@@ -28,6 +29,7 @@ def test_canopy_exports() -> None:
         "ProtocolError",
         "RemoteException",
         "RpcError",
+        "Server",
         "TransportError",
         "Zone",
         "__version__",

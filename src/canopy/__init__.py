@@ -1,7 +1,8 @@
 """Canopy: one IDL, typed proxies and stubs, the same calls across every boundary.
 
-The public surface: zones (``Zone`` blocking, ``AsyncZone`` asyncio) and what
-proxies need (``cast``, ``acast``, ``close``), compiling IDL (``load_idl``),
+The public surface: zones (``Zone`` blocking, ``AsyncZone`` asyncio), the servers
+they run (``Server``, ``AsyncServer``), what proxies need (``cast``, ``acast``,
+``close``), compiling IDL (``load_idl``),
 values stored with the schema they travel with (``encode``/``decode``), and
 the errors every call can raise.
 """
@@ -38,6 +39,7 @@ from canopy.runtime import AsyncZone, Zone, acast, cast, close
 
 if TYPE_CHECKING:
     from canopy.idl import IdlError
+    from canopy.transports.server import AsyncServer, Server
 
 __version__ = "0.1.0"
 
@@ -49,6 +51,11 @@ def __getattr__(name: str) -> object:
         from canopy.idl import IdlError
 
         return IdlError
+    if name in ("Server", "AsyncServer"):
+        # Sockets load with the first server or connection, not with canopy.
+        import canopy.runtime
+
+        return getattr(canopy.runtime, name)
     raise AttributeError(f"module 'canopy' has no attribute {name!r}")
 
 
@@ -72,6 +79,7 @@ def load_idl(
 
 __all__ = [
     "ApplicationError",
+    "AsyncServer",
     "AsyncZone",
     "CallCancelled",
     "CallTimeout",
@@ -90,6 +98,7 @@ __all__ = [
     "ProtocolError",
     "RemoteException",
     "RpcError",
+    "Server",
     "TransportError",
     "Zone",
     "__version__",

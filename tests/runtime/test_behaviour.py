@@ -1,4 +1,5 @@
-"""The behaviour suite: calls, posts, casts, identity, lifetime and errors, in both modes.
+"""The behaviour suite: calls, posts, casts, identity, lifetime and errors, in both modes,
+over every transport (a child zone, and peer zones over TCP and a Unix socket).
 
 Every test ends with every zone's tables empty and every count balanced: the
 ``h`` fixture drops the root and fails the test if anything is still held.
@@ -13,14 +14,15 @@ from typing import Any
 import pytest
 
 import canopy
-from behaviour import MODES, Gadget, Harness, Listener, Widget, b
+from behaviour import MODES, TRANSPORTS, Gadget, Harness, Listener, Widget, b
 from canopy.runtime import close
 from canopy.runtime._plans import plan
 
 
-@pytest.fixture(params=MODES)
+@pytest.fixture(params=[(m, t) for m in MODES for t in TRANSPORTS], ids=lambda p: "-".join(p))
 def h(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    harness = Harness(request.param)
+    mode, transport = request.param
+    harness = Harness(mode, transport=transport)
     yield harness
     assert harness.close() == {}, "references or objects left behind"
 

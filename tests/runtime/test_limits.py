@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 import canopy
-from behaviour import MODES, Harness, b
+from behaviour import MODES, TRANSPORTS, Harness, b
 from canopy.wire import Limits
 
 
-@pytest.fixture(params=MODES)
+@pytest.fixture(params=[(m, t) for m in MODES for t in TRANSPORTS], ids=lambda p: "-".join(p))
 def h(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    harness = Harness(request.param, Limits(max_exported_objects=3, max_calls_in_flight=2))
+    mode, transport = request.param
+    harness = Harness(mode, Limits(max_exported_objects=3, max_calls_in_flight=2), transport)
     yield harness
     assert harness.close() == {}, "references or objects left behind"
 
@@ -32,8 +33,9 @@ def test_objects_exported_to_one_zone_are_bounded(h: Harness) -> None:
     assert [h.do(w.name) for w in widgets] == ["w1", "fits again"]
 
 
-def test_calls_in_flight_from_one_zone_are_bounded() -> None:
-    h = Harness("asyncio", Limits(max_calls_in_flight=2))
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_calls_in_flight_from_one_zone_are_bounded(transport: str) -> None:
+    h = Harness("asyncio", Limits(max_calls_in_flight=2), transport)
     gate = asyncio.Event()
 
     class Slow(b.i_widget):
@@ -44,7 +46,10 @@ def test_calls_in_flight_from_one_zone_are_bounded() -> None:
     async def scenario() -> list[Any]:
         widget = Slow()
         calls = [asyncio.ensure_future(h.root.widget_name(widget)) for _ in range(3)]
-        await asyncio.sleep(0.01)
+        for _ in range(2000):  # until the third is refused, however long the trip takes
+            if calls[2].done():
+                break
+            await asyncio.sleep(0.001)
         gate.set()
         return await asyncio.gather(*calls, return_exceptions=True)
 

@@ -2,26 +2,48 @@
 
 ``Zone`` is the blocking face and ``AsyncZone`` the asyncio one; both are the
 same ``Service`` underneath. A zone makes child zones in the same process
-(``child``), each behind a local link that marshals through the wire layer.
+(``child``), each behind a local link that marshals through the wire layer,
+and links to zones of other processes over streams (``serve``, ``connect``).
 """
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from canopy.errors import CanopyError, InvalidCast
 from canopy.generated import Interface
 from canopy.runtime._modes import ASYNCIO, BLOCKING, acast, cast
-from canopy.runtime._plans import interface_class, interface_of
+from canopy.runtime._plans import implemented, interface_class, interface_of
 from canopy.runtime._proxy import Proxy, close
-from canopy.runtime._zone import Service
-from canopy.wire import Encoding, Limits, ObjectRef
+from canopy.runtime._zone import Link, Mode, Service
+from canopy.wire import Encoding, Limits, ObjectRef, Reply
+
+if TYPE_CHECKING:
+    from canopy.transports.server import AsyncServer, Server
+    from canopy.transports.stream import AsyncStreamLink, StreamLink
 
 I = TypeVar("I", bound=Interface)  # noqa: E741 - reads as "interface"
 
 
+def __getattr__(name: str) -> object:
+    # The stream transport loads when first used: the runtime knows messages, not
+    # streams, and a process that only makes child zones never needs sockets.
+    if name in ("Server", "AsyncServer"):
+        from canopy.transports import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module 'canopy.runtime' has no attribute {name!r}")
+
+
 class _Zone(Service):
+    def __init__(
+        self, name: str, mode: Mode, *, zone_id: int | None, limits: Limits | None
+    ) -> None:
+        super().__init__(name, mode, zone_id=zone_id, limits=limits)
+        self._servers: list[Server | AsyncServer] = []
+
     def _child(
         self,
         child: _Zone,
@@ -31,18 +53,37 @@ class _Zone(Service):
     ) -> Any:
         from canopy.transports.local import join
 
-        info = interface_of(interface)
-        if info is None:
-            raise TypeError(f"{interface!r} is not a generated Canopy interface")
-        root = factory(child)
-        if not isinstance(root, interface):
-            raise TypeError(
-                f"the factory of zone {child.name!r} returned {type(root).__qualname__}, "
-                f"which does not implement {info.name}"
-            )
-        near, _ = join(self, child, root, info.id, encodings)
+        root, interface_id = _make_root(child, factory, interface)
+        near, _ = join(self, child, root, interface_id, encodings)
         with self.inside():
-            return self.object_for(ObjectRef(child.id, near.root[0], info.id, 0), near, interface)
+            return self.object_for(
+                ObjectRef(child.id, near.root[0], interface_id, 0), near, interface
+            )
+
+    def _root_factory(
+        self, factory: Callable[[Any], Interface], interface: Callable[..., Any]
+    ) -> Callable[[], tuple[Interface, int]]:
+        cls = interface_class(interface)
+        if interface_of(cls) is None:
+            raise TypeError(f"{interface!r} is not a generated Canopy interface")
+        return lambda: _make_root(self, factory, cls)
+
+    def _linked_root(self, link: StreamLink, cls: type[Interface], url: str) -> tuple[Any, bool]:
+        """The proxy of the root a new link brought, and whether it must be cast to ``cls``."""
+        info = interface_of(cls)
+        assert info is not None  # noqa: S101 - interface_class() checked it
+        proxy = link.remote_root(cls)
+        if proxy is None:
+            raise InvalidCast(f"the server at {url} offers no root object")
+        return proxy, link.root[1] != info.id
+
+    def _cast_failed(self, reply: Reply, cls: type[Interface], url: str) -> CanopyError | None:
+        if reply.code == 0:
+            return None
+        info = interface_of(cls)
+        return InvalidCast(
+            f"the root served at {url} does not implement {info.name if info else cls}"
+        )
 
     def collect(self) -> None:
         """Collect garbage now and send the releases it produced, in this zone and every
@@ -61,7 +102,10 @@ class _Zone(Service):
         return found
 
     def close(self) -> None:
-        """Close every link; peers see every reference across them released."""
+        """Close every server and link; peers see every reference across them released."""
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
         for link in list(self.links.values()):
             close_link = getattr(link, "close", None)
             if close_link is not None:
@@ -100,6 +144,70 @@ class Zone(_Zone):
         result: I = self._child(Zone(name, limits=self.limits), factory, cls, encodings)
         return result
 
+    def serve(
+        self,
+        url: str,
+        factory: Callable[[Zone], Interface],
+        interface: Callable[..., Any],
+        *,
+        encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+    ) -> Server:
+        """Accept connections at ``url``, serving each ``factory(zone)`` as its root.
+
+        ``url`` is ``tcp://host:port`` (port 0: a free port; the server's ``url``
+        says which) or ``unix:/path``. Each connection is a peer zone; it holds
+        its root while it wants, and everything it held goes when it leaves.
+        Closing the zone closes the server.
+        """
+        from canopy.transports.server import Server
+
+        server = Server(self, url, self._root_factory(factory, interface), encodings=encodings)
+        self._servers.append(server)
+        return server
+
+    def connect(
+        self,
+        url: str,
+        interface: Callable[..., I],
+        *,
+        root: Interface | None = None,
+        encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+        timeout: float | None = None,
+    ) -> I:
+        """Link to the server at ``url`` and return a proxy of its root as ``interface``.
+
+        ``root``, if given, is offered to the server, which then holds it for
+        the connection. ``timeout`` bounds connecting and the handshake (10 s by
+        default). Calls block; the calling thread does its own socket I/O.
+        Raises ``TransportError`` if the server cannot be reached.
+        """
+        from canopy.transports.stream import connect
+
+        cls = interface_class(interface)
+        link = connect(
+            self,
+            url,
+            root=root,
+            root_interface=_offered(root),
+            encodings=encodings,
+            timeout=timeout,
+        )
+        try:
+            proxy, check = self._linked_root(link, cls, url)
+            if check:
+                info = interface_of(cls)
+                assert info is not None  # noqa: S101 - interface_class() checked it
+                with self.inside():
+                    _, call_id = self.try_cast(proxy, info.id)
+                error = self._cast_failed(link.wait(call_id), cls, url)
+                if error is not None:
+                    raise error
+        except BaseException:
+            link.close()
+            raise
+        result: I = proxy
+        return result
+
 
 class AsyncZone(_Zone):
     """A zone whose proxies are awaited: ``await proxy.add(1, 2)``."""
@@ -120,11 +228,115 @@ class AsyncZone(_Zone):
         """Create a child zone in this process serving ``factory(child)``; return a proxy."""
         return self._child(AsyncZone(name, limits=self.limits), factory, interface, encodings)
 
+    async def serve(
+        self,
+        url: str,
+        factory: Callable[[AsyncZone], Interface],
+        interface: Callable[..., Any],
+        *,
+        encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+    ) -> AsyncServer:
+        """Accept connections at ``url`` on the running loop; see ``Zone.serve``."""
+        from canopy.transports.server import AsyncServer
+
+        server = await AsyncServer.start(
+            self, url, self._root_factory(factory, interface), encodings=encodings
+        )
+        self._servers.append(server)
+        return server
+
+    async def connect(
+        self,
+        url: str,
+        interface: Callable[..., Any],
+        *,
+        root: Interface | None = None,
+        encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+        timeout: float | None = None,
+    ) -> Any:
+        """Link to the server at ``url``; return a proxy of its root (see ``Zone.connect``)."""
+        from canopy.transports.stream import aconnect
+
+        cls = interface_class(interface)
+        link: AsyncStreamLink = await aconnect(
+            self,
+            url,
+            root=root,
+            root_interface=_offered(root),
+            encodings=encodings,
+            timeout=timeout,
+        )
+        try:
+            proxy, check = self._linked_root(link, cls, url)
+            if check:
+                info = interface_of(cls)
+                assert info is not None  # noqa: S101 - interface_class() checked it
+                with self.inside():
+                    _, call_id = self.try_cast(proxy, info.id)
+                error = self._cast_failed(await link.wait_async(call_id), cls, url)
+                if error is not None:
+                    raise error
+        except BaseException:
+            link.close()
+            await link.wait_closed()
+            raise
+        return proxy
+
+    async def aclose(self) -> None:
+        """Close every server and link (as ``close``) and wait until their streams are
+        closed and their tasks have ended."""
+        links: list[Link] = list(self.links.values())
+        servers = list(self._servers)
+        self.close()
+        for server in servers:
+            wait = getattr(server, "wait_closed", None)
+            if wait is not None:
+                await wait()
+        for link in links:
+            wait = getattr(link, "wait_closed", None)
+            if wait is not None:
+                await wait()
+
     async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.close()
+        await self.aclose()
 
 
-__all__ = ["AsyncZone", "Proxy", "Service", "Zone", "acast", "cast", "close"]
+def _make_root(
+    zone: Service, factory: Callable[[Any], Interface], interface: type[Interface]
+) -> tuple[Interface, int]:
+    info = interface_of(interface)
+    if info is None:
+        raise TypeError(f"{interface!r} is not a generated Canopy interface")
+    root = factory(zone)
+    if not isinstance(root, interface):
+        raise TypeError(
+            f"the factory of zone {zone.name!r} returned {type(root).__qualname__}, "
+            f"which does not implement {info.name}"
+        )
+    return root, info.id
+
+
+def _offered(root: Interface | None) -> int:
+    """The interface a root offered to a peer is described as: its most derived one."""
+    if root is None:
+        return 0
+    interfaces = implemented(type(root))
+    if not interfaces:
+        raise TypeError(f"{type(root).__qualname__} implements no Canopy interface")
+    return next(iter(interfaces))
+
+
+__all__ = [
+    "AsyncServer",
+    "AsyncZone",
+    "Proxy",
+    "Server",
+    "Service",
+    "Zone",
+    "acast",
+    "cast",
+    "close",
+]

@@ -46,6 +46,16 @@ def _run_coroutine(awaitable: Any) -> Any:
         _runners.depth = depth
 
 
+def close_thread_loop() -> None:
+    """Close the event loop this thread made to run ``async def`` implementations, if it
+    made one. A thread that serves calls and then ends calls this: the loop would
+    otherwise keep its file descriptors until the garbage collector finds it."""
+    runner: asyncio.Runner | None = getattr(_runners, "runner", None)
+    if runner is not None:
+        _runners.runner = None
+        runner.close()
+
+
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 

@@ -188,6 +188,10 @@ class Service:
                 self._held[zone] = held + 1
             stub.add(zone, kind)
 
+    def holds(self, zone: int) -> bool:
+        """Whether ``zone`` holds a reference to any object of this zone (and so may call in)."""
+        return self._held.get(zone, 0) > 0
+
     # ---------------------------------------------------------------- importing
 
     def object_for(self, ref: ObjectRef, link: Link, cls: type[Interface]) -> Any:

@@ -1,0 +1,238 @@
+"""Streams over connected sockets, blocking and asyncio, and listeners that accept them;
+``tcp`` and ``unix`` differ only in how they open and describe a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import selectors
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from canopy.streams._base import RECEIVE_SIZE
+
+
+def describe(sock: socket.socket) -> dict[str, Any]:
+    """The ``info`` of a connected socket: its peer's address, and on Unix sockets
+    the peer's (pid, uid, gid) as the kernel reports them (SO_PEERCRED)."""
+    info: dict[str, Any] = {}
+    with contextlib.suppress(OSError):
+        info["address"] = sock.getpeername()
+    if sock.family == socket.AF_UNIX and hasattr(socket, "SO_PEERCRED"):
+        with contextlib.suppress(OSError):
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            info["peercred"] = struct.unpack("3i", raw)
+    return info
+
+
+class SocketStream:
+    """A blocking stream over a connected socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._info = describe(sock)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<SocketStream {self._info.get('address')!r}{' closed' if self._closed else ''}>"
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self._info
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        self._sock.sendall(data)
+
+    def receive(self, max_bytes: int = RECEIVE_SIZE) -> bytes:
+        try:
+            return self._sock.recv(max_bytes)
+        except OSError:
+            if self._closed:
+                return b""  # closed by another thread as this one began to read
+            raise
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # shutdown() first: it wakes a thread blocked in recv() on this socket,
+        # which close() alone does not.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+
+
+class SocketListener:
+    """Accepts blocking socket streams; ``close`` from another thread ends ``accept``."""
+
+    def __init__(
+        self, sock: socket.socket, url: str, address: Any, on_close: Callable[[], None]
+    ) -> None:
+        self._sock = sock
+        self._url = url
+        self._address = address
+        self._on_close = on_close
+        sock.setblocking(False)
+        # A socket pair to wake a thread blocked in select(): closing the listening
+        # socket does not wake it on every platform.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(sock, selectors.EVENT_READ)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._accepting = 0
+
+    def __repr__(self) -> str:
+        return f"<SocketListener {self._url}{' closed' if self._closed else ''}>"
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def address(self) -> Any:
+        return self._address
+
+    def accept(self) -> SocketStream | None:
+        with self._lock:
+            if self._closed:
+                return None
+            self._accepting += 1
+        try:
+            while True:
+                self._selector.select()
+                if self._closed:
+                    return None
+                try:
+                    conn, _ = self._sock.accept()
+                except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                    continue  # the client gave up between select() and accept()
+                conn.setblocking(True)
+                if conn.family != socket.AF_UNIX:
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return SocketStream(conn)
+        finally:
+            with self._lock:
+                self._accepting -= 1
+                last = self._closed and not self._accepting
+            if last:
+                self._release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            idle = not self._accepting
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        self._sock.close()
+        self._on_close()
+        if idle:
+            self._release()
+
+    def _release(self) -> None:
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+class AsyncSocketStream:
+    """An asyncio stream over asyncio's socket transport."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        sock = writer.get_extra_info("socket")
+        self._info = describe(sock) if sock is not None else {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<AsyncSocketStream {self._info.get('address')!r}>"
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self._info
+
+    async def send(self, data: bytes | bytearray | memoryview) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def receive(self, max_bytes: int = RECEIVE_SIZE) -> bytes:
+        if self._closed:
+            return b""
+        return await self._reader.read(max_bytes)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+
+class AsyncSocketListener:
+    """Accepts asyncio socket streams from an ``asyncio.Server``."""
+
+    def __init__(self, url: str, address: Any, on_close: Callable[[], None]) -> None:
+        self._url = url
+        self._address = address
+        self._on_close = on_close
+        self._server: asyncio.Server | None = None
+        self._queue: asyncio.Queue[AsyncSocketStream | None] = asyncio.Queue()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<AsyncSocketListener {self._url}{' closed' if self._closed else ''}>"
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def address(self) -> Any:
+        return self._address
+
+    def started(
+        self,
+        server: asyncio.Server,
+        url: str,
+        address: Any,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._server = server
+        self._url = url
+        self._address = address
+        if on_close is not None:
+            self._on_close = on_close
+
+    def connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The ``asyncio.Server`` callback: queue the connection for ``accept``."""
+        if self._closed:
+            writer.close()
+            return
+        self._queue.put_nowait(AsyncSocketStream(reader, writer))
+
+    async def accept(self) -> AsyncSocketStream | None:
+        if self._closed:
+            return None
+        return await self._queue.get()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        while not self._queue.empty():
+            stream = self._queue.get_nowait()
+            if stream is not None:
+                stream._writer.close()
+        self._queue.put_nowait(None)  # wakes a pending accept()
+        self._on_close()

@@ -1,0 +1,259 @@
+"""Servers: accept stream links at a URL, blocking (a thread accepts, one reads each
+connection) or on an asyncio loop, and serve each connection a root of its own.
+
+A server owns its listener and the links it accepted until they end; closing it
+stops accepting and closes them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from canopy.runtime._zone import Service
+from canopy.streams import AsyncListener, Listener, alisten, listen
+from canopy.transports.stream import (
+    BINARY,
+    CLOSE_TIMEOUT,
+    HANDSHAKE_TIMEOUT,
+    AsyncStreamLink,
+    BlockingStreamLink,
+    StreamLink,
+)
+from canopy.wire import Encoding, Role
+
+log = logging.getLogger("canopy.transports.server")
+
+
+RootFactory = Callable[[], tuple[Any, int]]
+"""Makes a new connection's root: the object and the interface id it is served as."""
+
+
+class _Serving:
+    """What both servers share: the listener, the links not yet ended, the root factory."""
+
+    def __init__(
+        self,
+        zone: Service,
+        factory: RootFactory,
+        encodings: tuple[Encoding, ...],
+        handshake_timeout: float,
+        close_timeout: float,
+    ) -> None:
+        self.zone = zone
+        self._factory = factory
+        self._encodings = encodings
+        self._handshake_timeout = handshake_timeout
+        self._close_timeout = close_timeout
+        self._links: set[StreamLink] = set()
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url} of zone {self.zone.name!r}>"
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def links(self) -> list[StreamLink]:
+        """The connections being served now."""
+        with self._lock:
+            return list(self._links)
+
+    def _root(self) -> tuple[Any, int] | None:
+        try:
+            return self._factory()
+        except Exception:
+            log.exception("%r: the root factory failed; the connection is dropped", self)
+            return None
+
+    def _forget(self, link: StreamLink) -> None:
+        with self._lock:
+            self._links.discard(link)
+
+    def _adopt(self, link: StreamLink) -> bool:
+        with self._lock:
+            if self.closed:
+                return False
+            self._links.add(link)
+            return True
+
+
+class Server(_Serving):
+    """Accepts connections on a thread and serves each its own root (blocking)."""
+
+    def __init__(
+        self,
+        zone: Service,
+        url: str,
+        factory: RootFactory,
+        *,
+        encodings: tuple[Encoding, ...] = BINARY,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        close_timeout: float = CLOSE_TIMEOUT,
+    ) -> None:
+        super().__init__(zone, factory, encodings, handshake_timeout, close_timeout)
+        self._listener: Listener = listen(url)
+        self._thread = threading.Thread(
+            target=self._accept, name=f"canopy-accept-{zone.name}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return self._listener.url
+
+    @property
+    def address(self) -> Any:
+        return self._listener.address
+
+    def _accept(self) -> None:
+        while True:
+            stream = self._listener.accept()
+            if stream is None:
+                return
+            made = self._root()
+            if made is None:
+                stream.close()
+                continue
+            link = BlockingStreamLink(
+                self.zone,
+                stream,
+                Role.ACCEPTING,
+                root=made[0],
+                root_interface=made[1],
+                encodings=self._encodings,
+                close_timeout=self._close_timeout,
+                on_end=self._forget,
+            )
+            del made
+            if not self._adopt(link):
+                link.abort("the server closed")
+                continue
+            link.start(self._handshake_timeout)
+
+    def close(self) -> None:
+        """Stop accepting and close every connection: each peer is told goodbye, its
+        pending calls fail and everything it held here is released."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            links = [link for link in self._links if isinstance(link, BlockingStreamLink)]
+        self._listener.close()
+        self._thread.join(self._close_timeout)
+        deadline = time.monotonic() + self._close_timeout
+        for link in links:
+            link.begin_close()
+        for link in links:
+            link.end_close(deadline)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncServer(_Serving):
+    """Accepts connections in a task and serves each its own root (asyncio)."""
+
+    def __init__(
+        self,
+        zone: Service,
+        listener: AsyncListener,
+        factory: RootFactory,
+        *,
+        encodings: tuple[Encoding, ...] = BINARY,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        close_timeout: float = CLOSE_TIMEOUT,
+    ) -> None:
+        super().__init__(zone, factory, encodings, handshake_timeout, close_timeout)
+        self._listener = listener
+        self._task = asyncio.get_running_loop().create_task(self._accept())
+
+    @classmethod
+    async def start(
+        cls,
+        zone: Service,
+        url: str,
+        factory: RootFactory,
+        *,
+        encodings: tuple[Encoding, ...] = BINARY,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        close_timeout: float = CLOSE_TIMEOUT,
+    ) -> AsyncServer:
+        listener = await alisten(url)
+        return cls(
+            zone,
+            listener,
+            factory,
+            encodings=encodings,
+            handshake_timeout=handshake_timeout,
+            close_timeout=close_timeout,
+        )
+
+    @property
+    def url(self) -> str:
+        return self._listener.url
+
+    @property
+    def address(self) -> Any:
+        return self._listener.address
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            stream = await self._listener.accept()
+            if stream is None:
+                return
+            made = self._root()
+            if made is None:
+                await stream.close()
+                continue
+            link = AsyncStreamLink(
+                self.zone,
+                stream,
+                Role.ACCEPTING,
+                root=made[0],
+                root_interface=made[1],
+                encodings=self._encodings,
+                close_timeout=self._close_timeout,
+                on_end=self._forget,
+            )
+            del made
+            if not self._adopt(link):
+                link.abort("the server closed")
+                continue
+            loop.call_later(self._handshake_timeout, link._expire, self._handshake_timeout)
+
+    def close(self) -> None:
+        """Stop accepting and start closing every connection (see ``wait_closed``)."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            links = list(self._links)
+        self._listener.close()
+        for link in links:
+            link.close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.wait([self._task])
+        with self._lock:
+            links = [link for link in self._links if isinstance(link, AsyncStreamLink)]
+        for link in links:
+            await link.wait_closed()
+
+    async def __aenter__(self) -> AsyncServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()

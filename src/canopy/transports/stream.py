@@ -1,0 +1,931 @@
+"""Zones linked over a byte stream: a ``StreamLink`` drives one wire ``Protocol`` over a
+``canopy.streams`` stream, in a blocking form and an asyncio form, and ``connect``
+opens one.
+
+To its zone a stream link is exactly a ``LocalLink``: a Reply becomes its
+caller's outcome through the registered handler the moment it is read, in
+link order; calls and posts go to ``Service.receive`` and then to the mode's
+dispatch; when the link fails every pending call fails and the zone is told
+the peer is gone. The handshake exchanges root objects: the connecting side
+always receives the accepting side's root, the accepting side the connecting
+side's if it offered one, and each owner grants the peer that reference.
+
+Servers, which accept links, are in ``canopy.transports.server``.
+
+Blocking form, theory of operation. There is no I/O thread between a caller
+and its socket. A caller writes its own frame and then reads the socket itself
+until its reply has arrived (leader/follower): one thread at a time holds the
+read role; a caller that finds it taken waits on a condition until the reader
+has delivered its outcome, or takes the role over when the reader lets it go.
+Whoever reads handles every event in order, but never runs an implementation:
+calls and posts go to one ordered queue per link drained on a thread pool, so
+that a callback arriving while its caller waits cannot deadlock, and nested
+calls from it work. A post finishes before the next message starts; a call
+starts in order and runs on its own. Writes are combined: a thread that finds
+another one writing leaves its frames for that writer, so a reader never
+blocks behind a write and frames queued meanwhile go out in one system call.
+Someone must read even when no caller is waiting, or the peer's calls would
+stall: an accepting link keeps a reader thread for its connection, and a
+connecting one starts one only while the peer holds references into this zone
+(only then can it call in), leaving the socket to its callers otherwise. For
+the same reason a closing server does not wait for idle clients to acknowledge
+its goodbye; a closing client waits for the server's (always reading) reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from canopy.errors import CallCancelled, CanopyError, LimitExceeded, RpcError, TransportError
+from canopy.runtime._tables import SHARED
+from canopy.runtime._zone import Dispatch, Service
+from canopy.streams import AsyncStream, Stream
+from canopy.streams import aconnect as open_async_stream
+from canopy.streams import connect as open_stream
+from canopy.transports._workers import Workers
+from canopy.wire import (
+    Call,
+    Encoding,
+    Event,
+    HandshakeComplete,
+    LinkClosed,
+    Message,
+    MessageReceived,
+    ObjectRef,
+    Post,
+    Protocol,
+    ProtocolViolation,
+    Reply,
+    Role,
+    State,
+)
+
+log = logging.getLogger("canopy.transports.stream")
+
+HANDSHAKE_TIMEOUT = 10.0
+"""Seconds a new link may take to complete its handshake before it is dropped."""
+CLOSE_TIMEOUT = 1.0
+"""Seconds a closing link waits for the peer to acknowledge its goodbye."""
+
+BINARY = (Encoding.BINARY,)
+
+
+class StreamLink:
+    """One zone's end of a link over a stream: what both forms share."""
+
+    stream: Stream | AsyncStream
+
+    def __init__(
+        self,
+        zone: Service,
+        role: Role,
+        *,
+        root: Any = None,
+        root_interface: int = 0,
+        encodings: tuple[Encoding, ...] = BINARY,
+        close_timeout: float = CLOSE_TIMEOUT,
+        on_end: Callable[[StreamLink], None] | None = None,
+    ) -> None:
+        stub = zone.export(root) if root is not None else None
+        self.zone = zone
+        self.peer = 0
+        self.root: tuple[int, int] = (0, 0)  # the peer's root: (object, interface)
+        self.protocol = Protocol(
+            role,
+            zone.id,
+            encodings,
+            zone.limits,
+            root_object=stub.object_id if stub is not None else 0,
+            root_interface=root_interface if stub is not None else 0,
+        )
+        self.inbound: asyncio.Queue[Any] | None = None  # asyncio mode: calls and posts in order
+        self.consumer: asyncio.Task[None] | None = None
+        self.closed = False
+        self.close_timeout = close_timeout
+        # The root is held here until the handshake grants it to the peer: the stub
+        # alone holds it weakly, and nothing else may hold a factory's fresh object.
+        self._root = root
+        self._root_stub = stub
+        self._ids = itertools.count(1)
+        self._handlers: dict[int, Callable[[Reply], Any]] = {}
+        self._plock = threading.Lock()  # the protocol endpoint: fed, drained, written to
+        self._registered = False
+        self._root_taken = False
+        self._why: CanopyError | None = None
+        self._on_end = on_end
+
+    def __repr__(self) -> str:
+        peer = f"{self.peer:#x}" if self.peer else "(handshake)"
+        return f"<{type(self).__name__} {self.zone.name!r} -> {peer}>"
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the stream knows of the other end (``address``, ``peercred``)."""
+        return self.stream.info
+
+    def next_id(self, on_reply: Callable[[Reply], Any]) -> int:
+        call_id = next(self._ids)
+        self._handlers[call_id] = on_reply
+        return call_id
+
+    def remote_root(self, cls: type[Any]) -> Any:
+        """A proxy of the peer's root object as interface ``cls``, or None if it offered none.
+
+        The peer granted this side one shared reference to its root at the
+        handshake; the proxy takes it over, so it can be taken once.
+        """
+        obj, _ = self.root
+        if not obj:
+            return None
+        if self._root_taken:
+            raise RuntimeError(f"{self!r}: the peer's root was already taken")
+        self._root_taken = True
+        with self.zone.inside():
+            return self.zone.object_for(ObjectRef(self.peer, obj, 0, SHARED), self, cls)
+
+    # -- events, shared by both forms
+
+    def _handle(self, events: Iterable[Event]) -> None:
+        for event in events:
+            if isinstance(event, MessageReceived):
+                if self.closed:
+                    continue  # the link is over for this zone: its counts are settled
+                message = event.message
+                if isinstance(message, Reply):
+                    self._reply(message)
+                elif isinstance(message, Call | Post):
+                    dispatch = self.zone.receive(self, message)
+                    if dispatch is not None:
+                        self._dispatch(dispatch)
+                else:
+                    self.zone.receive(self, message)
+            elif isinstance(event, HandshakeComplete):
+                self._opened(event)
+            elif isinstance(event, ProtocolViolation):
+                if event.fatal:
+                    self._fail(RpcError.from_code(event.code, event.reason))
+                else:
+                    log.warning("%r: a frame from the peer was dropped: %s", self, event.reason)
+            elif isinstance(event, LinkClosed):
+                if event.clean:
+                    self._fail(CallCancelled("the link was closed"), clean=True)
+                else:
+                    self._fail(TransportError(event.reason or "the link failed"))
+
+    def _opened(self, event: HandshakeComplete) -> None:
+        zone = self.zone
+        if event.peer_zone == zone.id or event.peer_zone in zone.links:
+            # Counts and routes are kept per peer zone: a second link to the same
+            # zone would share them with the first, and either one ending would
+            # take the other's references with it.
+            self.abort(f"zone {event.peer_zone:#x} is already linked to zone {zone.name!r}")
+            return
+        self.peer = event.peer_zone
+        self.root = (event.peer_object, event.peer_interface)
+        zone.links[self.peer] = self
+        self._registered = True
+        if self._root_stub is not None:
+            try:
+                zone.grant(self._root_stub, self.peer, SHARED)
+            except LimitExceeded as e:
+                self.abort(f"the root cannot be handed to the peer: {e}")
+                return
+        self._root = None
+        self._handshake_done()
+
+    def _reply(self, reply: Reply) -> None:
+        handler = self._handlers.get(reply.id)
+        if handler is None:
+            log.warning("%r: reply to call %d, which is not pending: ignored", self, reply.id)
+            return
+        with self.zone.inside():
+            try:
+                outcome: tuple[bool, Any] = (True, handler(reply))
+            except Exception as e:
+                outcome = (False, e)
+        self._deliver(reply.id, outcome)
+
+    def _refused(self, message: Message) -> None:
+        """``message`` was sent after the link ended."""
+        if isinstance(message, Call | Reply) and self.peer and self.peer not in self.zone.links:
+            # Encoding it may have granted the peer references after the zone
+            # settled its counts; nothing will release them now but this.
+            self.zone.peer_lost(self.peer)
+        if isinstance(message, Reply):
+            return  # its caller is gone with the link: nobody to tell
+        why = f": {self._why.message}" if self._why is not None and self._why.message else ""
+        raise TransportError(f"the link from zone {self.zone.name!r} is closed{why}")
+
+    def _fail(self, error: CanopyError, *, clean: bool = False) -> None:
+        """The link is over for this zone: pending calls fail, the peer's references go."""
+        with self._plock:
+            if self.closed:
+                return
+            self.closed = True
+        self._why = error
+        self._root = None
+        pending, self._handlers = self._handlers, {}
+        self._cancel(list(pending), error)
+        if self._registered:
+            self._registered = False
+            if self.zone.links.get(self.peer) is self:
+                self.zone.peer_lost(self.peer)
+        if clean or isinstance(error, CallCancelled):
+            log.debug("%r closed", self)
+        else:
+            log.warning("%r failed: %s", self, error)
+
+    def _cancelled(self, call_id: int, error: CanopyError) -> CanopyError:
+        return type(error)(f"call {call_id} to zone {self.peer:#x} got no reply: {error}")
+
+    # -- what each form does its own way
+
+    def send(self, message: Message) -> None:
+        raise NotImplementedError
+
+    def wait(self, call_id: int) -> Any:
+        raise NotImplementedError
+
+    async def wait_async(self, call_id: int) -> Any:
+        raise NotImplementedError
+
+    def _dispatch(self, d: Dispatch) -> None:
+        raise NotImplementedError
+
+    def _deliver(self, call_id: int, outcome: tuple[bool, Any]) -> None:
+        raise NotImplementedError
+
+    def _cancel(self, pending: list[int], error: CanopyError) -> None:
+        raise NotImplementedError
+
+    def _handshake_done(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Say goodbye, fail what is pending and release the peer's references."""
+        raise NotImplementedError
+
+    def abort(self, reason: str) -> None:
+        """End the link at once, without a goodbye: the peer sees the stream fail."""
+        raise NotImplementedError
+
+    def _expire(self, timeout: float) -> None:
+        if not self.peer and not self.closed:
+            self.abort(f"the handshake did not complete within {timeout} s")
+
+
+class BlockingStreamLink(StreamLink):
+    """A stream link whose callers block; see the module's theory of operation."""
+
+    stream: Stream
+
+    def __init__(
+        self,
+        zone: Service,
+        stream: Stream,
+        role: Role,
+        *,
+        root: Any = None,
+        root_interface: int = 0,
+        encodings: tuple[Encoding, ...] = BINARY,
+        close_timeout: float = CLOSE_TIMEOUT,
+        on_end: Callable[[StreamLink], None] | None = None,
+    ) -> None:
+        super().__init__(
+            zone,
+            role,
+            root=root,
+            root_interface=root_interface,
+            encodings=encodings,
+            close_timeout=close_timeout,
+            on_end=on_end,
+        )
+        self.stream = stream
+        self._cond = threading.Condition(threading.Lock())
+        self._reading = False  # a thread holds the read role
+        self._outcomes: dict[int, tuple[bool, Any]] = {}
+        self._wlock = threading.Lock()  # the stream's write side
+        self._dirty = True  # the protocol may hold bytes to write (a Hello at first)
+        self._always_read = role is Role.ACCEPTING
+        self._reader: threading.Thread | None = None
+        self._queue: deque[Dispatch] = deque()  # calls and posts, in link order
+        self._qlock = threading.Lock()
+        self._draining = False
+        self._pool: Workers | None = None
+        self._stream_closed = False
+        self._closing = False
+        self._timer: threading.Timer | None = None
+
+    # -- opening
+
+    def open(self, timeout: float = HANDSHAKE_TIMEOUT) -> None:
+        """Connecting side: send Hello and read until the handshake is done."""
+        self._flush()
+        self._lead_until(
+            lambda: bool(self.peer) or self.closed,
+            time.monotonic() + timeout,
+            lambda: self._expire(timeout),
+        )
+        if not self.peer or self.closed:
+            why = self._why or TransportError("the handshake did not complete")
+            raise type(why)(f"could not link zone {self.zone.name!r}: {why}")
+        self._maybe_read_in_background()
+
+    def start(self, timeout: float = HANDSHAKE_TIMEOUT) -> None:
+        """Accepting side: read the connection on a thread of its own from now on."""
+        self._timer = threading.Timer(timeout, self._expire, (timeout,))
+        self._timer.daemon = True
+        self._timer.start()
+        self._start_reader()
+
+    def _handshake_done(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    # -- the Link protocol
+
+    def send(self, message: Message) -> None:
+        with self.zone.inside():
+            with self._plock:
+                open_ = self.protocol.state is State.OPEN
+                if open_:
+                    self.protocol.send(message)
+                    self._dirty = True
+            if not open_:
+                self._refused(message)
+                return
+            self._flush()
+
+    def wait(self, call_id: int) -> Any:
+        self._lead_until(lambda: call_id not in self._handlers)
+        outcome = self._outcomes.pop(call_id, None)
+        if outcome is None:
+            why = "the link closed" if self.closed else "the call was never sent"
+            raise CallCancelled(f"call {call_id} to zone {self.peer:#x} got no reply: {why}")
+        ok, value = outcome
+        if not ok:
+            raise value
+        return value
+
+    async def wait_async(self, call_id: int) -> Any:
+        raise RuntimeError(f"{self!r} is a blocking link: its replies are waited for, not awaited")
+
+    def _deliver(self, call_id: int, outcome: tuple[bool, Any]) -> None:
+        # The outcome is stored before the handler goes: a waiter that finds the
+        # handler gone then always finds its outcome.
+        self._outcomes[call_id] = outcome
+        self._handlers.pop(call_id, None)
+
+    def _cancel(self, pending: list[int], error: CanopyError) -> None:
+        for call_id in pending:
+            self._outcomes[call_id] = (False, self._cancelled(call_id, error))
+        with self._cond:
+            self._cond.notify_all()
+        with self._qlock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()  # what runs finishes; its replies go nowhere
+
+    # -- reading: leader and followers
+
+    def _lead_until(
+        self,
+        done: Callable[[], bool],
+        deadline: float | None = None,
+        on_expiry: Callable[[], None] | None = None,
+    ) -> None:
+        """Return once ``done()``: reading the stream while nobody else does, waiting
+        for the reader otherwise. Past ``deadline``, ``on_expiry`` runs (it must end
+        the link or make ``done()`` true) and this returns."""
+        cond = self._cond
+        with cond:
+            while not done():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                if self._reading:
+                    cond.wait(remaining)
+                    continue
+                if self._stream_closed:
+                    break
+                self._reading = True
+                cond.release()
+                timer = None
+                if remaining is not None:
+                    # Only closing the stream wakes a thread blocked reading it.
+                    timer = threading.Timer(remaining, on_expiry or self._close_stream)
+                    timer.daemon = True
+                    timer.start()
+                try:
+                    self._read_once()
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                    cond.acquire()
+                    self._reading = False
+                    cond.notify_all()
+        if not done() and on_expiry is not None:
+            on_expiry()
+        self._maybe_read_in_background()
+
+    def _read_once(self) -> None:
+        """Read one chunk and handle every event in it, in order."""
+        why = ""
+        try:
+            data: bytes | None = self.stream.receive()
+        except OSError as e:
+            data, why = None, str(e) or type(e).__name__
+        with self.zone.inside():
+            with self._plock:
+                if data is None:
+                    self.protocol.abort(f"the stream failed: {why}")
+                else:
+                    self.protocol.receive_data(data)
+                events = self.protocol.events()
+                ended = self.protocol.state is State.CLOSED
+            self._handle(events)
+            if ended:
+                self._close_stream()
+            elif not all(isinstance(e, MessageReceived) for e in events):
+                self._dirty = True  # the protocol answered by itself (a Welcome)
+                self._flush()
+
+    def _wants_reader(self) -> bool:
+        return self._always_read or (self._registered and self.zone.holds(self.peer))
+
+    def _maybe_read_in_background(self) -> None:
+        if self.closed or not self._wants_reader():
+            return
+        if self._reader is None:
+            self._start_reader()
+        elif not self._reading:
+            with self._cond:
+                self._cond.notify_all()  # the reader sleeps until told to look again
+
+    def _start_reader(self) -> None:
+        with self._cond:
+            if self._reader is not None:
+                return
+            self._reader = threading.Thread(
+                target=self._read_in_background,
+                name=f"canopy-read-{self.zone.name}",
+                daemon=True,
+            )
+        self._reader.start()
+
+    def _read_in_background(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while self._reading or not (self._wants_reader() or self._stream_closed):
+                    cond.wait()
+                if self._stream_closed:
+                    return
+                self._reading = True
+            try:
+                self._read_once()
+            except Exception:
+                log.exception("%r: reading failed", self)
+                self.abort("the reader failed")
+            finally:
+                with cond:
+                    self._reading = False
+                    cond.notify_all()
+
+    # -- writing
+
+    def _flush(self) -> None:
+        """Write what the protocol holds, unless another thread is writing: it will."""
+        while self._dirty:
+            if not self._wlock.acquire(blocking=False):
+                return
+            failed: OSError | None = None
+            try:
+                while True:
+                    with self._plock:
+                        data = self.protocol.data_to_send()
+                        self._dirty = False
+                    if not data:
+                        break
+                    self.stream.send(data)
+            except OSError as e:
+                failed = e
+            finally:
+                self._wlock.release()
+            if failed is not None:
+                self.abort(f"the stream failed: {failed or type(failed).__name__}")
+                return
+
+    def _close_stream(self) -> None:
+        """Write what is left (a CloseAck, a Refuse) and close the stream; idempotent."""
+        with self._cond:
+            if self._stream_closed:
+                return
+            self._stream_closed = True
+            self._cond.notify_all()
+        with self.zone.inside():
+            # A writer stuck on a peer that does not read must not hold the close up.
+            if self._wlock.acquire(timeout=self.close_timeout):
+                try:
+                    with self._plock:
+                        data = self.protocol.data_to_send()
+                    if data:
+                        with contextlib.suppress(OSError):
+                            self.stream.send(data)
+                finally:
+                    self._wlock.release()
+        self.stream.close()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._on_end is not None:
+            self._on_end(self)
+
+    # -- running calls and posts
+
+    def _dispatch(self, d: Dispatch) -> None:
+        with self._qlock:
+            self._queue.append(d)
+            if self._draining:
+                return
+            self._draining = True
+        self._submit(self._drain, None)
+
+    def _drain(self) -> None:
+        while True:
+            with self._qlock:
+                if not self._queue:
+                    self._draining = False
+                    return
+                d = self._queue.popleft()
+                post = d.call_id is None
+                # A call with nothing behind it runs right here: handing it to
+                # another thread would only add a wake-up to its round trip.
+                alone = not post and not self._queue
+                if alone:
+                    self._draining = False
+            # Handed over in a box that _run empties: no frame here keeps the call's
+            # arguments alive after it ran (they may be the last references).
+            box = [d]
+            del d
+            if post or alone:
+                self._run(box)
+                if alone:
+                    return
+            else:
+                self._submit(self._run, box)
+
+    def _submit(self, fn: Callable[..., None], box: list[Dispatch] | None) -> None:
+        pool = self._pool
+        if pool is None:
+            with self._qlock:
+                if self._pool is None and not self.closed:
+                    # Every call the zone admits gets a thread (and the posts one more),
+                    # so one blocked in a nested call never starves its callback.
+                    self._pool = Workers(
+                        f"canopy-{self.zone.name}", self.zone.limits.max_calls_in_flight + 1
+                    )
+                pool = self._pool
+        try:
+            if pool is None:
+                raise RuntimeError("the link is closed")
+            if box is None:
+                pool.submit(fn)
+            else:
+                pool.submit(fn, box)
+        except RuntimeError:  # the link closed and its pool with it
+            with self._qlock:
+                dropped = [*self._queue, *(box or [])]
+                self._queue.clear()
+                self._draining = False
+            for gone in dropped:
+                if gone.call_id is not None:
+                    gone.zone.complete(gone, error=CallCancelled("the link closed"))
+
+    def _run(self, box: list[Dispatch]) -> None:
+        d = box.pop()
+        try:
+            self.zone.mode.dispatch(d)
+        except Exception:
+            log.exception("%r: dispatching %s failed", self, d.plan.info.name)
+        del d  # its arguments are released now, after the reply: acquire before release
+        # A call that returned an object gave the peer a reference: from now on
+        # the peer may call in, so someone must read.
+        self._maybe_read_in_background()
+
+    # -- ending
+
+    def close(self) -> None:
+        """Say goodbye, fail what is pending, release the peer's references, and close
+        the stream once the peer has acknowledged (or after ``close_timeout``)."""
+        self.begin_close()
+        self.end_close(time.monotonic() + self.close_timeout)
+
+    def begin_close(self) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+        with self.zone.inside():
+            with self._plock:
+                if self.protocol.state in (State.OPEN, State.HANDSHAKE):
+                    self.protocol.close()
+                    self._dirty = True
+            self._flush()
+        self._fail(CallCancelled("the link was closed"))
+
+    def end_close(self, deadline: float) -> None:
+        if not self._always_read:
+            # The accepting side always reads, so its acknowledgement comes at once. The
+            # other way round a blocking client reads only while it calls: a server
+            # does not wait on idle clients, whose next read finds Close, then the end.
+            self._lead_until(
+                lambda: self.protocol.state is State.CLOSED or self._stream_closed, deadline
+            )
+        self._close_stream()
+
+    def abort(self, reason: str) -> None:
+        with self.zone.inside():
+            with self._plock:
+                self.protocol.abort(reason)
+                events = self.protocol.events()
+            self._handle(events)
+        self._close_stream()
+
+
+class AsyncStreamLink(StreamLink):
+    """A stream link on an asyncio loop: a reader task feeds the protocol, a writer task
+    writes whatever the iteration queued in one go."""
+
+    stream: AsyncStream
+
+    def __init__(
+        self,
+        zone: Service,
+        stream: AsyncStream,
+        role: Role,
+        *,
+        root: Any = None,
+        root_interface: int = 0,
+        encodings: tuple[Encoding, ...] = BINARY,
+        close_timeout: float = CLOSE_TIMEOUT,
+        on_end: Callable[[StreamLink], None] | None = None,
+    ) -> None:
+        super().__init__(
+            zone,
+            role,
+            root=root,
+            root_interface=root_interface,
+            encodings=encodings,
+            close_timeout=close_timeout,
+            on_end=on_end,
+        )
+        self.stream = stream
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._futures: dict[int, asyncio.Future[Any]] = {}
+        self._opening: asyncio.Future[None] = self._loop.create_future()
+        self._wake = asyncio.Event()
+        self._wake.set()  # a Hello to write, on the connecting side
+        self._deadline: asyncio.TimerHandle | None = None
+        self._writer = self._loop.create_task(self._write())
+        self._reader = self._loop.create_task(self._read())
+
+    # -- opening
+
+    async def open(self, timeout: float = HANDSHAKE_TIMEOUT) -> None:
+        """Wait for the handshake; the link is dropped if it fails or takes too long."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._opening), timeout)
+        except TimeoutError:
+            self.abort(f"the handshake did not complete within {timeout} s")
+        if not self.peer or self.closed:
+            why = self._why or TransportError("the handshake did not complete")
+            raise type(why)(f"could not link zone {self.zone.name!r}: {why}")
+
+    def _handshake_done(self) -> None:
+        if not self._opening.done():
+            self._opening.set_result(None)
+
+    # -- the Link protocol
+
+    def next_id(self, on_reply: Callable[[Reply], Any]) -> int:
+        call_id = super().next_id(on_reply)
+        self._futures[call_id] = self._loop.create_future()
+        return call_id
+
+    def send(self, message: Message) -> None:
+        with self.zone.inside():
+            with self._plock:
+                open_ = self.protocol.state is State.OPEN
+                if open_:
+                    self.protocol.send(message)
+            if not open_:
+                self._refused(message)
+                return
+            self._kick()
+
+    def wait(self, call_id: int) -> Any:
+        future = self._futures.get(call_id)
+        if future is None or not future.done():
+            raise RuntimeError(f"{self!r} is an asyncio link: await its replies (wait_async)")
+        del self._futures[call_id]
+        return future.result()
+
+    async def wait_async(self, call_id: int) -> Any:
+        future = self._futures.get(call_id)
+        if future is None:
+            raise CallCancelled(f"call {call_id} is unknown on this link")
+        try:
+            return await future
+        finally:
+            self._futures.pop(call_id, None)
+
+    def _deliver(self, call_id: int, outcome: tuple[bool, Any]) -> None:
+        self._handlers.pop(call_id, None)
+        future = self._futures.get(call_id)
+        if future is not None and not future.done():
+            ok, value = outcome
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _cancel(self, pending: list[int], error: CanopyError) -> None:
+        for call_id, future in list(self._futures.items()):
+            if not future.done():
+                future.set_exception(self._cancelled(call_id, error))
+        if not self._opening.done():
+            self._opening.set_result(None)
+        if self.consumer is not None:
+            self.consumer.cancel()
+
+    def _dispatch(self, d: Dispatch) -> None:
+        self.zone.mode.dispatch(d)
+
+    # -- the two tasks
+
+    def _kick(self) -> None:
+        if threading.get_ident() == self._thread:
+            self._wake.set()
+        elif not self._loop.is_closed():  # a proxy collected on another thread releases
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                why = ""
+                try:
+                    data: bytes | None = await self.stream.receive()
+                except OSError as e:
+                    data, why = None, str(e) or type(e).__name__
+                with self.zone.inside():
+                    with self._plock:
+                        if data is None:
+                            self.protocol.abort(f"the stream failed: {why}")
+                        else:
+                            self.protocol.receive_data(data)
+                        events = self.protocol.events()
+                        ended = self.protocol.state is State.CLOSED
+                    self._handle(events)
+                if not all(isinstance(e, MessageReceived) for e in events):
+                    self._wake.set()  # the protocol answered by itself (Welcome, CloseAck)
+                if ended:
+                    break
+        except asyncio.CancelledError:
+            # Cancelled by ``abort`` or by the close deadline: end without a goodbye.
+            self._end("the link was closed")
+        except Exception:
+            log.exception("%r: reading failed", self)
+            self._end("the reader failed")
+        finally:
+            await self._shutdown()
+
+    def _end(self, reason: str) -> None:
+        with self.zone.inside():
+            with self._plock:
+                self.protocol.abort(reason)
+                events = self.protocol.events()
+            self._handle(events)
+
+    async def _write(self) -> None:
+        wake = self._wake
+        while True:
+            await wake.wait()
+            wake.clear()
+            with self._plock:
+                data = self.protocol.data_to_send()
+            if data:
+                try:
+                    await self.stream.send(data)
+                except Exception as e:
+                    self.abort(f"the stream failed: {e or type(e).__name__}")
+                    return
+
+    async def _shutdown(self) -> None:
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        with self._plock:
+            data = self.protocol.data_to_send()
+        if data:
+            with contextlib.suppress(OSError, TimeoutError):
+                await asyncio.wait_for(self.stream.send(data), self.close_timeout)
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(self.stream.close(), self.close_timeout)
+        if self._deadline is not None:
+            self._deadline.cancel()
+        if self._on_end is not None:
+            self._on_end(self)
+
+    # -- ending
+
+    def close(self) -> None:
+        """Say goodbye, fail what is pending and release the peer's references now; the
+        stream closes once the peer acknowledges (``wait_closed``) or after
+        ``close_timeout``."""
+        with self.zone.inside(), self._plock:
+            if self.protocol.state in (State.OPEN, State.HANDSHAKE):
+                self.protocol.close()
+        self._kick()
+        self._fail(CallCancelled("the link was closed"))
+        if self.protocol.role is Role.ACCEPTING:
+            # As in the blocking form, a server does not wait for idle clients to
+            # acknowledge: ending the reader writes the goodbye and closes the stream.
+            self._reader.cancel()
+        elif self._deadline is None and not self._reader.done():
+            self._deadline = self._loop.call_later(self.close_timeout, self._reader.cancel)
+
+    def abort(self, reason: str) -> None:
+        self._end(reason)
+        if not self._reader.done():
+            self._reader.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait until the stream is closed and the link's tasks have ended."""
+        await asyncio.wait([self._reader])
+        if self.consumer is not None:
+            await asyncio.wait([self.consumer])
+
+
+# ---------------------------------------------------------------- opening links
+
+
+def connect(
+    zone: Service,
+    url: str,
+    *,
+    root: Any = None,
+    root_interface: int = 0,
+    encodings: tuple[Encoding, ...] = BINARY,
+    timeout: float | None = None,
+) -> BlockingStreamLink:
+    """Link ``zone`` to the server at ``url``, offering ``root`` if given (blocking)."""
+    timeout = HANDSHAKE_TIMEOUT if timeout is None else timeout
+    try:
+        stream = open_stream(url, timeout=timeout)
+    except OSError as e:
+        raise TransportError(f"cannot connect to {url}: {e}") from e
+    link = BlockingStreamLink(
+        zone, stream, Role.CONNECTING, root=root, root_interface=root_interface, encodings=encodings
+    )
+    try:
+        link.open(timeout)
+    except BaseException:
+        link.abort("the link did not open")
+        raise
+    return link
+
+
+async def aconnect(
+    zone: Service,
+    url: str,
+    *,
+    root: Any = None,
+    root_interface: int = 0,
+    encodings: tuple[Encoding, ...] = BINARY,
+    timeout: float | None = None,
+) -> AsyncStreamLink:
+    """Link ``zone`` to the server at ``url``, offering ``root`` if given (asyncio)."""
+    timeout = HANDSHAKE_TIMEOUT if timeout is None else timeout
+    try:
+        stream = await asyncio.wait_for(open_async_stream(url), timeout)
+    except (OSError, TimeoutError) as e:
+        raise TransportError(f"cannot connect to {url}: {e or 'timed out'}") from e
+    link = AsyncStreamLink(
+        zone, stream, Role.CONNECTING, root=root, root_interface=root_interface, encodings=encodings
+    )
+    try:
+        await link.open(timeout)
+    except BaseException:
+        link.abort("the link did not open")
+        await link.wait_closed()
+        raise
+    return link
