@@ -24,6 +24,7 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/idl_compile.py
 	$(PY) bench/inprocess_call.py
+	$(PY) bench/stream_call.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

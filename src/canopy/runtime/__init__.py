@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from canopy.transports.stream import AsyncStreamLink, StreamLink
 
 I = TypeVar("I", bound=Interface)  # noqa: E741 - reads as "interface"
+A = TypeVar("A")  # an interface's asyncio proxy protocol
 
 
 def __getattr__(name: str) -> object:
@@ -221,12 +222,18 @@ class AsyncZone(_Zone):
         self,
         name: str,
         factory: Callable[[AsyncZone], Interface],
-        interface: type[Interface],
+        interface: Callable[..., A],
         *,
         encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
-    ) -> Any:
-        """Create a child zone in this process serving ``factory(child)``; return a proxy."""
-        return self._child(AsyncZone(name, limits=self.limits), factory, interface, encodings)
+    ) -> A:
+        """Create a child zone in this process serving ``factory(child)``; return a proxy.
+
+        Pass the interface's generated ``<interface>_async`` protocol to get a proxy
+        that type-checks as awaited (the interface class itself works too, untyped).
+        """
+        cls = interface_class(interface)
+        result: A = self._child(AsyncZone(name, limits=self.limits), factory, cls, encodings)
+        return result
 
     async def serve(
         self,
@@ -248,12 +255,12 @@ class AsyncZone(_Zone):
     async def connect(
         self,
         url: str,
-        interface: Callable[..., Any],
+        interface: Callable[..., A],
         *,
         root: Interface | None = None,
         encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
         timeout: float | None = None,
-    ) -> Any:
+    ) -> A:
         """Link to the server at ``url``; return a proxy of its root (see ``Zone.connect``)."""
         from canopy.transports.stream import aconnect
 
@@ -280,7 +287,8 @@ class AsyncZone(_Zone):
             link.close()
             await link.wait_closed()
             raise
-        return proxy
+        result: A = proxy
+        return result
 
     async def aclose(self) -> None:
         """Close every server and link (as ``close``) and wait until their streams are

@@ -211,11 +211,15 @@ def cast(proxy: object, cls: Callable[..., I]) -> I:
     return result
 
 
-async def acast(proxy: Any, cls: Callable[..., Any]) -> Any:
-    """``proxy`` as interface ``cls`` of the same object (asyncio), or InvalidCast."""
+async def acast(proxy: object, cls: Callable[..., I]) -> I:
+    """``proxy`` as interface ``cls`` of the same object (asyncio), or InvalidCast.
+
+    Pass the generated ``<interface>_async`` protocol for a typed asyncio proxy."""
     iface = interface_class(cls)
     step = _cast_local(proxy, iface)
     if not isinstance(step, tuple):
-        return step
+        result: I = step
+        return result
     proxy, zone, link, call_id = step
-    return _cast_result(proxy, iface, zone, await link.wait_async(call_id))
+    result = _cast_result(proxy, iface, zone, await link.wait_async(call_id))
+    return result
