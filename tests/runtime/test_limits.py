@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import canopy
-from behaviour import MODES, TRANSPORTS, Harness, b
+from behaviour import MODES, TRANSPORTS, Harness, Widget, b
 from canopy.wire import Limits
 
 
@@ -61,3 +61,13 @@ def test_calls_in_flight_from_one_zone_are_bounded(transport: str) -> None:
     del results  # its traceback's frames hold the proxies
     assert h.do(h.root.add, 1, 2) == 3  # the zone keeps serving
     assert h.close() == {}
+
+
+def test_objects_held_only_optimistically_are_uncounted_when_they_die(h: Harness) -> None:
+    for round_ in range(4):  # more rounds than the limit allows objects at once
+        mine = Widget(f"watched {round_}")
+        h.do(h.root.watch, mine)
+        del mine
+        h.settle()
+    assert h.zone.holds(h.zones()[1].id) is False
+    h.do(h.root.drop)

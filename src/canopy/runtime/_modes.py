@@ -40,7 +40,7 @@ def _run_coroutine(awaitable: Any) -> Any:
             # A callback reached from inside a coroutine implementation: this thread's
             # loop is busy and loops do not nest, so the callback runs on its own.
             with ThreadPoolExecutor(1, thread_name_prefix="canopy-callback") as pool:
-                return pool.submit(_run_coroutine, awaitable).result()
+                return pool.submit(_run_and_close, awaitable).result()
         return runner.run(_awaited(awaitable))
     finally:
         _runners.depth = depth
@@ -54,6 +54,14 @@ def close_thread_loop() -> None:
     if runner is not None:
         _runners.runner = None
         runner.close()
+
+
+def _run_and_close(awaitable: Any) -> Any:
+    """Run on a one-off thread: its event loop goes with it."""
+    try:
+        return _run_coroutine(awaitable)
+    finally:
+        close_thread_loop()
 
 
 async def _awaited(awaitable: Any) -> Any:

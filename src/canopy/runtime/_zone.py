@@ -233,7 +233,15 @@ class Service:
 
     def _object_died(self, stub: Stub) -> None:
         with self._lock:
+            if self.tables.stubs.get(stub.object_id) is not stub:
+                return  # already ended: the object's death and a release can both get here
             self.tables.forget(stub)
+            for holder in stub.holders:  # they hold this object no longer, in any kind
+                left = self._held.get(holder, 1) - 1
+                if left > 0:
+                    self._held[holder] = left
+                else:
+                    self._held.pop(holder, None)
             for holder in stub.optimistic_holders():
                 link = self.links.get(holder)
                 if link is not None:
