@@ -215,7 +215,7 @@ class ToJson:
         def convert(values: Any) -> Any:
             if not isinstance(values, list | tuple):
                 raise Invalid(f"Expected `array`, got `{type(values).__name__}`")
-            _check_length(len(values), low, high)
+            check_length(len(values), low, high)
             out = []
             for i, v in enumerate(values):
                 try:
@@ -334,7 +334,8 @@ class ToJson:
         return convert
 
 
-def _check_length(n: int, low: int | None, high: int | None) -> None:
+def check_length(n: int, low: int | None, high: int | None) -> None:
+    """Refuse a sequence whose length lies outside ``low..high`` (``std::array`` sizes)."""
     if low is not None and n < low:
         raise Invalid(f"Expected an array of length >= {low}, got {n}")
     if high is not None and n > high:
@@ -399,7 +400,7 @@ def _bytes_out(node: Bytes) -> Convert:
         if not isinstance(value, bytes | bytearray | memoryview):
             raise Invalid(f"Expected `bytes`, got `{type(value).__name__}`")
         if low is not None or high is not None:
-            _check_length(len(value), low, high)
+            check_length(len(value), low, high)
         return value
 
     return convert
@@ -514,7 +515,7 @@ class FromJson:
 
         def convert(values: Any) -> Any:
             out = self._items(values, item)
-            _check_length(len(out), low, high)
+            check_length(len(out), low, high)
             return out
 
         return convert
@@ -653,7 +654,7 @@ def _bytes_in(node: Bytes) -> Convert:
         except (binascii.Error, ValueError):
             raise Invalid("Invalid base64 encoded string") from None
         if low is not None or high is not None:
-            _check_length(len(data), low, high)
+            check_length(len(data), low, high)
         return data
 
     return convert

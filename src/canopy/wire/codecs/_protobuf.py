@@ -48,7 +48,14 @@ from google.protobuf.message import DecodeError, Message
 from canopy.errors import InvalidData
 from canopy.wire._messages import Encoding, ObjectRef
 from canopy.wire.codecs._base import Decoder, Encoder, Invalid, TypeCache, type_name
-from canopy.wire.codecs._json import as_float, enum_class, int_failure, json_value_out, kind
+from canopy.wire.codecs._json import (
+    as_float,
+    check_length,
+    enum_class,
+    int_failure,
+    json_value_out,
+    kind,
+)
 from canopy.wire.codecs._schema import (
     Bool,
     Bytes,
@@ -555,7 +562,7 @@ class _ToProto:
                 if not isinstance(values, expected):
                     raise Invalid(f"Expected `{expected[0].__name__}`, got `{kind(values)}`")
                 if low is not None or high is not None:
-                    _check_length(len(values), low, high)
+                    check_length(len(values), low, high)
                 out = []
                 for i, v in enumerate(values):
                     try:
@@ -632,13 +639,6 @@ class _ToProto:
         return convert
 
 
-def _check_length(n: int, low: int | None, high: int | None) -> None:
-    if low is not None and n < low:
-        raise Invalid(f"Expected an array of length >= {low}, got {n}")
-    if high is not None and n > high:
-        raise Invalid(f"Expected an array of length <= {high}, got {n}")
-
-
 def _int_out(node: Int) -> Convert:
     lo, hi = node.lo, node.hi
     signed = node.width == "int128"
@@ -683,7 +683,7 @@ def _bytes_out(node: Bytes) -> Convert:
         if not isinstance(value, bytes | bytearray | memoryview):
             raise Invalid(f"Expected `bytes`, got `{kind(value)}`")
         if low is not None or high is not None:
-            _check_length(len(value), low, high)
+            check_length(len(value), low, high)
         return bytes(value)
 
     return convert
@@ -781,7 +781,7 @@ class _FromProto:
                     except Invalid as exc:
                         raise _step(exc, f"[{i}]") from None
                 if low is not None or high is not None:
-                    _check_length(len(out), low, high)
+                    check_length(len(out), low, high)
                 return into(out)
 
             return repeated
@@ -887,7 +887,7 @@ def _bytes_in(node: Bytes) -> Convert:
 
     def convert(value: bytes) -> bytes:
         if low is not None or high is not None:
-            _check_length(len(value), low, high)
+            check_length(len(value), low, high)
         return value
 
     return convert
