@@ -27,6 +27,15 @@ b: Any = canopy.load_idl(Path(__file__).with_name("behaviour.idl")).behaviour
 
 MODES = ("blocking", "asyncio")
 TRANSPORTS = ("local", "tcp", "unix")
+ENCODINGS = ("binary", "binary_zstd", "json", "protobuf")
+# Encodings change payloads only, and transports carry payloads as opaque bytes: every
+# encoding runs over the local transport, and each socket transport adds one more.
+COMBINATIONS = [
+    *((t, "binary") for t in TRANSPORTS),
+    *(("local", e) for e in ENCODINGS[1:]),
+    ("tcp", "json"),
+    ("unix", "binary_zstd"),
+]
 
 
 class Widget(b.i_widget):
@@ -146,16 +155,31 @@ class Harness:
     child zone (``local``), or a peer zone serving over a socket (``tcp``, ``unix``)
     that the host connects to, both in this process and, in asyncio mode, on one loop."""
 
-    def __init__(self, mode: str, limits: Limits | None = None, transport: str = "local") -> None:
+    def __init__(
+        self,
+        mode: str,
+        limits: Limits | None = None,
+        transport: str = "local",
+        encoding: str | None = "binary",
+    ) -> None:
+        """``encoding`` is the only one both zones accept; ``None``: every encoding."""
         self.mode = mode
         self.transport = transport
+        self.encoding = encoding
+        encodings = (encoding,) if encoding is not None else ENCODINGS
         self.loop = asyncio.new_event_loop() if mode == "asyncio" else None
         zone_class = Zone if mode == "blocking" else AsyncZone
         self.zone: Service = zone_class("host", limits=limits)
         self.service: Service | None = None
         self._dir: str | None = None
         if transport == "local":
-            self.root: Any = self.do(self.zone.child, "service", lambda z: TestService(), b.i_test)  # type: ignore[attr-defined]
+            self.root: Any = self.do(
+                self.zone.child,  # type: ignore[attr-defined]
+                "service",
+                lambda z: TestService(),
+                b.i_test,
+                encodings=encodings,
+            )
             return
         self.service = zone_class("service", limits=limits)
         if transport == "tcp":
@@ -164,8 +188,14 @@ class Harness:
             # A short directory of its own: socket paths are limited to about 100 bytes.
             self._dir = tempfile.mkdtemp(prefix="canopy-")
             url = f"unix:{self._dir}/service.sock"
-        self.server = self.do(self.service.serve, url, lambda z: TestService(), b.i_test)  # type: ignore[attr-defined]
-        self.root = self.do(self.zone.connect, self.server.url, b.i_test)  # type: ignore[attr-defined]
+        self.server = self.do(
+            self.service.serve,  # type: ignore[attr-defined]
+            url,
+            lambda z: TestService(),
+            b.i_test,
+            encodings=encodings,
+        )
+        self.root = self.do(self.zone.connect, self.server.url, b.i_test, encodings=encodings)  # type: ignore[attr-defined]
 
     def do(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn`` and return its result, awaited in asyncio mode."""

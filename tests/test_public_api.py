@@ -39,6 +39,7 @@ def test_canopy_exports() -> None:
         "decode",
         "encode",
         "load_idl",
+        "use_encoding",
         "validate",
     ]
 

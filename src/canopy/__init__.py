@@ -2,7 +2,7 @@
 
 The public surface: zones (``Zone`` blocking, ``AsyncZone`` asyncio), the servers
 they run (``Server``, ``AsyncServer``), what proxies need (``cast``, ``acast``,
-``close``), compiling IDL (``load_idl``),
+``close``, ``use_encoding``), compiling IDL (``load_idl``),
 values stored with the schema they travel with (``encode``/``decode``), and
 the errors every call can raise.
 """
@@ -35,7 +35,7 @@ from canopy.errors import (
     TransportError,
 )
 from canopy.generated import decode, encode, validate
-from canopy.runtime import AsyncZone, Zone, acast, cast, close
+from canopy.runtime import AsyncZone, Zone, acast, cast, close, use_encoding
 
 if TYPE_CHECKING:
     from canopy.idl import IdlError
@@ -108,5 +108,6 @@ __all__ = [
     "decode",
     "encode",
     "load_idl",
+    "use_encoding",
     "validate",
 ]

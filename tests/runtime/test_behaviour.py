@@ -14,15 +14,17 @@ from typing import Any
 import pytest
 
 import canopy
-from behaviour import MODES, TRANSPORTS, Gadget, Harness, Listener, Widget, b
+from behaviour import COMBINATIONS, MODES, Gadget, Harness, Listener, Widget, b
 from canopy.runtime import close
 from canopy.runtime._plans import plan
 
 
-@pytest.fixture(params=[(m, t) for m in MODES for t in TRANSPORTS], ids=lambda p: "-".join(p))
+@pytest.fixture(
+    params=[(m, t, e) for m in MODES for t, e in COMBINATIONS], ids=lambda p: "-".join(p)
+)
 def h(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    mode, transport = request.param
-    harness = Harness(mode, transport=transport)
+    mode, transport, encoding = request.param
+    harness = Harness(mode, transport=transport, encoding=encoding)
     yield harness
     assert harness.close() == {}, "references or objects left behind"
 

@@ -150,7 +150,9 @@ def test_a_root_that_is_not_the_interface_asked_for() -> None:
 
 def test_no_common_encoding_is_refused_with_its_own_error() -> None:
     with canopy.Zone("service") as service, canopy.Zone("client") as client:
-        server = service.serve("tcp://127.0.0.1:0", lambda z: Service(), b.i_test)
+        server = service.serve(
+            "tcp://127.0.0.1:0", lambda z: Service(), b.i_test, encodings=("binary",)
+        )
         with pytest.raises(canopy.IncompatibleSerialisation, match="no encoding in common"):
             client.connect(server.url, b.i_test, encodings=(Encoding.JSON,))
         assert client.links == {}

@@ -76,6 +76,27 @@ def test_handshake_agrees_version_and_encoding() -> None:
     assert client.state is server.state is State.OPEN
 
 
+def test_each_side_learns_every_encoding_the_other_accepts() -> None:
+    client, server = pair((Encoding.JSON, Encoding.BINARY), ("protobuf", 1))  # type: ignore[arg-type]
+    pump(client, server)
+    assert server.encodings == (Encoding.PROTOBUF, Encoding.BINARY)  # names and numbers too
+    assert client.encoding is server.encoding is Encoding.BINARY
+    assert server.peer_encodings == {Encoding.JSON, Encoding.BINARY}
+    assert client.peer_encodings == {Encoding.PROTOBUF, Encoding.BINARY}
+
+
+def test_unknown_encodings_in_a_welcome_are_dropped_and_the_list_may_be_absent() -> None:
+    client, _ = pair((Encoding.JSON, Encoding.BINARY))
+    client.data_to_send()
+    client.receive_data(frame(Welcome(1, int(Encoding.JSON), 2, accepts=(99, 2))))
+    assert client.state is State.OPEN
+    assert client.peer_encodings == {Encoding.JSON, Encoding.BINARY_ZSTD}  # 99: unknown
+    client2, _ = pair((Encoding.JSON,))
+    client2.data_to_send()
+    client2.receive_data(frame(Welcome(1, int(Encoding.JSON), 2)))
+    assert client2.peer_encodings == {Encoding.JSON}
+
+
 def test_no_common_encoding_is_refused_with_a_clear_error_on_both_sides() -> None:
     client, server = pair((Encoding.JSON,), (Encoding.BINARY,))
     pump(client, server)

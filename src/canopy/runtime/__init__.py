@@ -9,7 +9,7 @@ and links to zones of other processes over streams (``serve``, ``connect``).
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from canopy.errors import CanopyError, InvalidCast
@@ -17,8 +17,8 @@ from canopy.generated import Interface
 from canopy.runtime._modes import ASYNCIO, BLOCKING, acast, cast
 from canopy.runtime._plans import implemented, interface_class, interface_of
 from canopy.runtime._proxy import Proxy, close
-from canopy.runtime._zone import Link, Mode, Service
-from canopy.wire import Encoding, Limits, ObjectRef, Reply
+from canopy.runtime._zone import Link, Mode, Service, use_encoding
+from canopy.wire import ENCODINGS, Encoding, Limits, ObjectRef, Reply, encoding_of
 
 if TYPE_CHECKING:
     from canopy.transports.server import AsyncServer, Server
@@ -50,12 +50,12 @@ class _Zone(Service):
         child: _Zone,
         factory: Callable[[Any], Interface],
         interface: type[Interface],
-        encodings: tuple[Encoding, ...],
+        encodings: Sequence[Encoding | str],
     ) -> Any:
         from canopy.transports.local import join
 
         root, interface_id = _make_root(child, factory, interface)
-        near, _ = join(self, child, root, interface_id, encodings)
+        near, _ = join(self, child, root, interface_id, _encodings(encodings))
         with self.inside():
             return self.object_for(
                 ObjectRef(child.id, near.root[0], interface_id, 0), near, interface
@@ -134,7 +134,7 @@ class Zone(_Zone):
         factory: Callable[[Zone], Interface],
         interface: Callable[..., I],
         *,
-        encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+        encodings: Sequence[Encoding | str] = ENCODINGS,
     ) -> I:
         """Create a child zone in this process serving ``factory(child)``; return a proxy.
 
@@ -151,7 +151,7 @@ class Zone(_Zone):
         factory: Callable[[Zone], Interface],
         interface: Callable[..., Any],
         *,
-        encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+        encodings: Sequence[Encoding | str] = ENCODINGS,
     ) -> Server:
         """Accept connections at ``url``, serving each ``factory(zone)`` as its root.
 
@@ -162,7 +162,9 @@ class Zone(_Zone):
         """
         from canopy.transports.server import Server
 
-        server = Server(self, url, self._root_factory(factory, interface), encodings=encodings)
+        server = Server(
+            self, url, self._root_factory(factory, interface), encodings=_encodings(encodings)
+        )
         self._servers.append(server)
         return server
 
@@ -172,7 +174,7 @@ class Zone(_Zone):
         interface: Callable[..., I],
         *,
         root: Interface | None = None,
-        encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+        encodings: Sequence[Encoding | str] = ENCODINGS,
         timeout: float | None = None,
     ) -> I:
         """Link to the server at ``url`` and return a proxy of its root as ``interface``.
@@ -190,7 +192,7 @@ class Zone(_Zone):
             url,
             root=root,
             root_interface=_offered(root),
-            encodings=encodings,
+            encodings=_encodings(encodings),
             timeout=timeout,
         )
         try:
@@ -224,7 +226,7 @@ class AsyncZone(_Zone):
         factory: Callable[[AsyncZone], Interface],
         interface: Callable[..., A],
         *,
-        encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+        encodings: Sequence[Encoding | str] = ENCODINGS,
     ) -> A:
         """Create a child zone in this process serving ``factory(child)``; return a proxy.
 
@@ -241,13 +243,13 @@ class AsyncZone(_Zone):
         factory: Callable[[AsyncZone], Interface],
         interface: Callable[..., Any],
         *,
-        encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+        encodings: Sequence[Encoding | str] = ENCODINGS,
     ) -> AsyncServer:
         """Accept connections at ``url`` on the running loop; see ``Zone.serve``."""
         from canopy.transports.server import AsyncServer
 
         server = await AsyncServer.start(
-            self, url, self._root_factory(factory, interface), encodings=encodings
+            self, url, self._root_factory(factory, interface), encodings=_encodings(encodings)
         )
         self._servers.append(server)
         return server
@@ -258,7 +260,7 @@ class AsyncZone(_Zone):
         interface: Callable[..., A],
         *,
         root: Interface | None = None,
-        encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+        encodings: Sequence[Encoding | str] = ENCODINGS,
         timeout: float | None = None,
     ) -> A:
         """Link to the server at ``url``; return a proxy of its root (see ``Zone.connect``)."""
@@ -270,7 +272,7 @@ class AsyncZone(_Zone):
             url,
             root=root,
             root_interface=_offered(root),
-            encodings=encodings,
+            encodings=_encodings(encodings),
             timeout=timeout,
         )
         try:
@@ -327,6 +329,16 @@ def _make_root(
     return root, info.id
 
 
+def _encodings(encodings: Sequence[Encoding | str]) -> tuple[Encoding, ...]:
+    """The encodings a zone accepts, in its order of preference, named or numbered."""
+    if isinstance(encodings, str):
+        raise TypeError(f"encodings is a sequence of encodings: write ({encodings!r},)")
+    found = tuple(dict.fromkeys(encoding_of(e) for e in encodings))
+    if not found:
+        raise ValueError("a zone needs at least one encoding")
+    return found
+
+
 def _offered(root: Interface | None) -> int:
     """The interface a root offered to a peer is described as: its most derived one."""
     if root is None:
@@ -347,4 +359,5 @@ __all__ = [
     "acast",
     "cast",
     "close",
+    "use_encoding",
 ]

@@ -15,13 +15,14 @@ never from inside a destructor while the tables are being changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import itertools
 import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import msgspec
@@ -30,17 +31,20 @@ from canopy.errors import (
     ApplicationError,
     CanopyError,
     ErrorCode,
+    IncompatibleSerialisation,
     LimitExceeded,
     ObjectGone,
     RpcError,
 )
 from canopy.generated import Interface
+from canopy.runtime._marshal import ref_reader, to_refs
 from canopy.runtime._plans import MethodPlan, implemented, interface_of, plan
 from canopy.runtime._tables import OPTIMISTIC, SHARED, RemoteObject, Stub, Tables
 from canopy.wire import (
     NO_PAYLOAD,
     AddRef,
     Call,
+    Encoding,
     GetSchema,
     Limits,
     Message,
@@ -52,7 +56,10 @@ from canopy.wire import (
     Reply,
     TransportDown,
     TryCast,
+    encoding_of,
 )
+from canopy.wire import Protocol as Endpoint
+from canopy.wire.codecs import payload_codec
 
 log = logging.getLogger("canopy.runtime")
 
@@ -78,6 +85,7 @@ class Link(Protocol):
     """What a zone needs of a link to a peer zone."""
 
     peer: int  # the zone at the other end
+    protocol: Endpoint  # the link's protocol endpoint: its encodings, among others
     inbound: asyncio.Queue[Any] | None  # asyncio mode: calls and posts, in order
     consumer: asyncio.Task[None] | None
 
@@ -101,26 +109,35 @@ class Mode(Protocol):
     def dispatch(self, d: Dispatch) -> None: ...
 
 
-_encoder = msgspec.msgpack.Encoder()
-_marshalling: contextvars.ContextVar[tuple[Service, Link]] = contextvars.ContextVar("canopy_link")
+_chosen: contextvars.ContextVar[Encoding | None] = contextvars.ContextVar(
+    "canopy_encoding", default=None
+)
 
 
-def _enc_hook(value: Any) -> Any:
+@contextlib.contextmanager
+def use_encoding(encoding: Encoding | int | str) -> Iterator[Encoding]:
+    """Send the calls and posts made inside the block in ``encoding``, whatever their
+    links negotiated (``with canopy.use_encoding("json"): proxy.add(1, 2)``).
+
+    The callee answers in the same encoding. A peer that does not accept it fails
+    the call with ``IncompatibleSerialisation`` before anything is sent. The choice
+    follows the context: threads and asyncio tasks started inside inherit it.
+    """
+    chosen = encoding_of(encoding)
+    token = _chosen.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _chosen.reset(token)
+
+
+def _nested_ref(zone: Service, link: Link, value: Any) -> ObjectRef:
     """A reference nested inside a struct or container (top-level ones are done first)."""
-    zone, link = _marshalling.get()
     kind = getattr(value, "_canopy_kind", SHARED)
     info = interface_of(type(value))
     if info is None:
         raise TypeError(f"cannot send {type(value).__qualname__}: not a Canopy interface")
     return zone.reference_for(value, link, kind, info.id)
-
-
-def _dec_hook(type_: type[Any], value: Any) -> Any:
-    if isinstance(type_, type) and issubclass(type_, Interface):
-        zone, link = _marshalling.get()
-        ref = msgspec.convert(value, ObjectRef)
-        return zone.object_for(ref, link, type_)
-    raise TypeError(f"cannot decode {type_!r}")
 
 
 class Service:
@@ -142,7 +159,6 @@ class Service:
         self._outbox: deque[tuple[Link, Message]] = deque()
         self._depth = threading.local()
         self._inside = _Inside(self)
-        self._decoders: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.id:#x}>"
@@ -304,8 +320,13 @@ class Service:
     # ---------------------------------------------------------------- outgoing calls
 
     def encode_in(
-        self, p: MethodPlan, link: Link, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> bytes:
+        self,
+        p: MethodPlan,
+        link: Link,
+        encoding: Encoding,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> msgspec.Raw:
         if p.in_refs:
             values = list(args)
             if kwargs:
@@ -318,21 +339,46 @@ class Service:
                     )
             args, kwargs = tuple(values), {}
         record = p.info.in_type(*args, **kwargs)
-        if p.in_nested_refs:
-            token = _marshalling.set((self, link))
-            try:
-                return msgspec.msgpack.encode(record, enc_hook=_enc_hook)
-            finally:
-                _marshalling.reset(token)
-        return _encoder.encode(record)
+        return self._encode(record, p.in_nested_refs, link, encoding)
+
+    def _encode(self, record: Any, nested: bool, link: Link, encoding: Encoding) -> msgspec.Raw:
+        """One payload; top-level references in ``record`` are already descriptors."""
+        if nested:
+            record = to_refs(record, lambda value: _nested_ref(self, link, value))
+        return payload_codec(encoding, type(record))[0](record)
+
+    def _decode(
+        self, payload: msgspec.Raw, record: type[Any], refs: bool, link: Link, encoding: Encoding
+    ) -> Any:
+        """One payload as ``record``, its references turned into objects and proxies."""
+        value = payload_codec(encoding, record)[1](payload)
+        reader = ref_reader(record) if refs else None
+        if reader is not None:
+            value = reader(value, lambda ref, cls: self.object_for(ref, link, cls))
+        return value
+
+    def _encoding(self, link: Link, p: MethodPlan) -> Encoding:
+        """The encoding of an outgoing call: the link's, unless ``use_encoding`` chose."""
+        chosen = _chosen.get()
+        protocol = link.protocol
+        if chosen is None or chosen is protocol.encoding:
+            return protocol.encoding
+        if chosen not in protocol.peer_encodings:
+            accepted = ", ".join(sorted(e.name.lower() for e in protocol.peer_encodings))
+            raise IncompatibleSerialisation(
+                f"{p.info.name}: zone {link.peer:#x} does not accept {chosen.name.lower()} "
+                f"(it accepts {accepted})"
+            )
+        return chosen
 
     def begin_call(
         self, target: Any, p: MethodPlan, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Link, int]:
         remote = _reachable(target, p)
         link = remote.link
-        payload = self.encode_in(p, link, args, kwargs)
-        call_id = link.next_id(lambda reply: self.finish_call(p, link, reply))
+        encoding = self._encoding(link, p)
+        payload = self.encode_in(p, link, encoding, args, kwargs)
+        call_id = link.next_id(lambda reply: self.finish_call(p, link, encoding, reply))
         link.send(
             Call(
                 call_id,
@@ -341,25 +387,23 @@ class Service:
                 remote.object_id,
                 p.interface_id,  # a base's method is called through the base
                 p.info.id,
-                1,
-                msgspec.Raw(payload),
+                encoding,
+                payload,
                 p.info.tag,
             )
         )
         return link, call_id
 
-    def finish_call(self, p: MethodPlan, link: Link, reply: Reply) -> Any:
+    def finish_call(self, p: MethodPlan, link: Link, encoding: Encoding, reply: Reply) -> Any:
         if reply.code != 0:
             raise self._error(p, reply)
-        decoder = self._decoder(p.info.out_type)
-        if p.has_out_refs:
-            token = _marshalling.set((self, link))
-            try:
-                out = decoder.decode(reply.payload)
-            finally:
-                _marshalling.reset(token)
-        else:
-            out = decoder.decode(reply.payload)
+        try:
+            out = self._decode(reply.payload, p.info.out_type, p.has_out_refs, link, encoding)
+        except msgspec.DecodeError as e:
+            raise RpcError(
+                f"{p.info.name}: the reply does not decode as {encoding.name.lower()}: {e}",
+                code=ErrorCode.INVALID_DATA,
+            ) from None
         return p.result(out)
 
     def post(
@@ -367,7 +411,8 @@ class Service:
     ) -> None:
         remote = _reachable(target, p)
         link = remote.link
-        payload = self.encode_in(p, link, args, kwargs)
+        encoding = self._encoding(link, p)
+        payload = self.encode_in(p, link, encoding, args, kwargs)
         link.send(
             Post(
                 self.id,
@@ -375,8 +420,8 @@ class Service:
                 remote.object_id,
                 p.interface_id,  # a base's method is called through the base
                 p.info.id,
-                1,
-                msgspec.Raw(payload),
+                encoding,
+                payload,
                 p.info.tag,
             )
         )
@@ -399,12 +444,6 @@ class Service:
             cls = by_code.get(reply.code, domain)
             return cls(reply.message, code=reply.code)
         return ApplicationError(reply.message, code=reply.code)
-
-    def _decoder(self, record: type[Any]) -> msgspec.msgpack.Decoder[Any]:
-        found = self._decoders.get(record)
-        if found is None:
-            found = self._decoders[record] = msgspec.msgpack.Decoder(record, dec_hook=_dec_hook)
-        return found
 
     # ---------------------------------------------------------------- incoming messages
 
@@ -502,17 +541,25 @@ class Service:
             )
             self._refuse(link, m, int(ErrorCode.INVALID_METHOD_ID), why)
             return None
-        token = _marshalling.set((self, link)) if p.has_in_refs else None
+        encoding = _ENCODINGS.get(m.encoding)
+        if encoding not in link.protocol.encodings:
+            accepted = ", ".join(e.name.lower() for e in link.protocol.encodings)
+            self._refuse(
+                link,
+                m,
+                int(ErrorCode.INCOMPATIBLE_SERIALISATION),
+                f"{iface.info.name}::{p.info.name}: encoding {m.encoding} is not accepted by "
+                f"zone {self.name!r} (it accepts {accepted})",
+            )
+            return None
+        assert encoding is not None  # noqa: S101 - the link's encodings are Encodings
         try:
-            args = self._decoder(p.info.in_type).decode(m.payload)
+            args = self._decode(m.payload, p.info.in_type, p.has_in_refs, link, encoding)
         except (msgspec.DecodeError, CanopyError, TypeError) as e:
             self._refuse(
                 link, m, int(ErrorCode.INVALID_DATA), f"{iface.info.name}::{p.info.name}: {e}"
             )
             return None
-        finally:
-            if token is not None:
-                _marshalling.reset(token)
         if is_call:
             running = self._in_flight.get(m.caller, 0)
             if running >= self.limits.max_calls_in_flight:
@@ -533,6 +580,7 @@ class Service:
             p,
             method,
             msgspec.structs.astuple(args),
+            encoding,
         )
 
     def _refuse(self, link: Link, m: Call | Post, code: int, why: str) -> None:
@@ -563,11 +611,11 @@ class Service:
                 except (CanopyError, TypeError, ValueError, msgspec.EncodeError) as e:
                     error = e
                 else:
-                    d.link.send(Reply(d.call_id, 0, msgspec.Raw(payload)))
+                    d.link.send(Reply(d.call_id, 0, payload))
                     return
             d.link.send(_error_reply(d, error))
 
-    def _encode_out(self, d: Dispatch, result: Any) -> bytes:
+    def _encode_out(self, d: Dispatch, result: Any) -> msgspec.Raw:
         p = d.plan
         fields = p.info.out_type.__struct_fields__
         values = [] if not fields else [result] if len(fields) == 1 else list(result)
@@ -577,13 +625,7 @@ class Service:
                     values[r.index], d.link, r.kind, _interface_id(r.interface)
                 )
         record = p.info.out_type(*values)
-        if p.out_nested_refs:
-            token = _marshalling.set((self, d.link))
-            try:
-                return msgspec.msgpack.encode(record, enc_hook=_enc_hook)
-            finally:
-                _marshalling.reset(token)
-        return _encoder.encode(record)
+        return self._encode(record, p.out_nested_refs, d.link, d.encoding)
 
     # ---------------------------------------------------------------- links ending
 
@@ -645,7 +687,7 @@ class _Inside:
 class Dispatch:
     """A decoded call or post, ready for the mode to run."""
 
-    __slots__ = ("args", "call_id", "link", "method", "plan", "zone")
+    __slots__ = ("args", "call_id", "encoding", "link", "method", "plan", "zone")
 
     def __init__(
         self,
@@ -655,6 +697,7 @@ class Dispatch:
         p: MethodPlan,
         method: Callable[..., Any],
         args: tuple[Any, ...],
+        encoding: Encoding = Encoding.BINARY,
     ) -> None:
         self.zone = zone
         self.link = link
@@ -662,6 +705,7 @@ class Dispatch:
         self.plan = p
         self.method = method
         self.args = args
+        self.encoding = encoding  # the call's: its reply is sent in it too
 
 
 def _reachable(target: Any, p: MethodPlan) -> RemoteObject:
@@ -675,6 +719,9 @@ def _reachable(target: Any, p: MethodPlan) -> RemoteObject:
             "no longer exists"
         )
     return remote
+
+
+_ENCODINGS = {int(e): e for e in Encoding}
 
 
 def _as_is(reply: Reply) -> Reply:

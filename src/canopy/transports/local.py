@@ -20,6 +20,7 @@ from typing import Any
 from canopy.errors import CallCancelled, ProtocolError, TransportError
 from canopy.runtime._zone import Service
 from canopy.wire import (
+    ENCODINGS,
     Encoding,
     HandshakeComplete,
     LinkClosed,
@@ -42,7 +43,7 @@ class LocalLink:
         zone: Service,
         role: Role,
         *,
-        encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+        encodings: tuple[Encoding, ...] = ENCODINGS,
         root_object: int = 0,
         root_interface: int = 0,
     ) -> None:
@@ -181,7 +182,7 @@ def join(
     child: Service,
     root: Any,
     interface: int,
-    encodings: tuple[Encoding, ...] = (Encoding.BINARY,),
+    encodings: tuple[Encoding, ...] = ENCODINGS,
 ) -> tuple[LocalLink, LocalLink]:
     """Link ``parent`` to ``child``, whose ``root`` object the parent then holds."""
     stub = child.export(root)

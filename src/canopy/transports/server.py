@@ -17,14 +17,13 @@ from typing import Any
 from canopy.runtime._zone import Service
 from canopy.streams import AsyncListener, Listener, alisten, listen
 from canopy.transports.stream import (
-    BINARY,
     CLOSE_TIMEOUT,
     HANDSHAKE_TIMEOUT,
     AsyncStreamLink,
     BlockingStreamLink,
     StreamLink,
 )
-from canopy.wire import Encoding, Role
+from canopy.wire import ENCODINGS, Encoding, Role
 
 log = logging.getLogger("canopy.transports.server")
 
@@ -94,7 +93,7 @@ class Server(_Serving):
         url: str,
         factory: RootFactory,
         *,
-        encodings: tuple[Encoding, ...] = BINARY,
+        encodings: tuple[Encoding, ...] = ENCODINGS,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         close_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
@@ -170,7 +169,7 @@ class AsyncServer(_Serving):
         listener: AsyncListener,
         factory: RootFactory,
         *,
-        encodings: tuple[Encoding, ...] = BINARY,
+        encodings: tuple[Encoding, ...] = ENCODINGS,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         close_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
@@ -185,7 +184,7 @@ class AsyncServer(_Serving):
         url: str,
         factory: RootFactory,
         *,
-        encodings: tuple[Encoding, ...] = BINARY,
+        encodings: tuple[Encoding, ...] = ENCODINGS,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         close_timeout: float = CLOSE_TIMEOUT,
     ) -> AsyncServer:

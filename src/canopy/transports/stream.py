@@ -52,6 +52,7 @@ from canopy.streams import aconnect as open_async_stream
 from canopy.streams import connect as open_stream
 from canopy.transports._workers import Workers
 from canopy.wire import (
+    ENCODINGS,
     Call,
     Encoding,
     Event,
@@ -75,8 +76,6 @@ HANDSHAKE_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 1.0
 """Seconds a closing link waits for the peer to acknowledge its goodbye."""
 
-BINARY = (Encoding.BINARY,)
-
 
 class StreamLink:
     """One zone's end of a link over a stream: what both forms share."""
@@ -90,7 +89,7 @@ class StreamLink:
         *,
         root: Any = None,
         root_interface: int = 0,
-        encodings: tuple[Encoding, ...] = BINARY,
+        encodings: tuple[Encoding, ...] = ENCODINGS,
         close_timeout: float = CLOSE_TIMEOUT,
         on_end: Callable[[StreamLink], None] | None = None,
     ) -> None:
@@ -295,7 +294,7 @@ class BlockingStreamLink(StreamLink):
         *,
         root: Any = None,
         root_interface: int = 0,
-        encodings: tuple[Encoding, ...] = BINARY,
+        encodings: tuple[Encoding, ...] = ENCODINGS,
         close_timeout: float = CLOSE_TIMEOUT,
         on_end: Callable[[StreamLink], None] | None = None,
     ) -> None:
@@ -674,7 +673,7 @@ class AsyncStreamLink(StreamLink):
         *,
         root: Any = None,
         root_interface: int = 0,
-        encodings: tuple[Encoding, ...] = BINARY,
+        encodings: tuple[Encoding, ...] = ENCODINGS,
         close_timeout: float = CLOSE_TIMEOUT,
         on_end: Callable[[StreamLink], None] | None = None,
     ) -> None:
@@ -884,7 +883,7 @@ def connect(
     *,
     root: Any = None,
     root_interface: int = 0,
-    encodings: tuple[Encoding, ...] = BINARY,
+    encodings: tuple[Encoding, ...] = ENCODINGS,
     timeout: float | None = None,
 ) -> BlockingStreamLink:
     """Link ``zone`` to the server at ``url``, offering ``root`` if given (blocking)."""
@@ -910,7 +909,7 @@ async def aconnect(
     *,
     root: Any = None,
     root_interface: int = 0,
-    encodings: tuple[Encoding, ...] = BINARY,
+    encodings: tuple[Encoding, ...] = ENCODINGS,
     timeout: float | None = None,
 ) -> AsyncStreamLink:
     """Link ``zone`` to the server at ``url``, offering ``root`` if given (asyncio)."""

@@ -6,6 +6,7 @@ drivers both sit on ``Protocol``.
 """
 
 from canopy.wire._messages import (
+    ENCODINGS,
     NO_PAYLOAD,
     PROTOCOL_VERSION,
     REQUESTS,
@@ -32,6 +33,8 @@ from canopy.wire._messages import (
     TransportDown,
     TryCast,
     Welcome,
+    unwrap_payload,
+    wrap_payload,
 )
 from canopy.wire._protocol import (
     Event,
@@ -44,9 +47,10 @@ from canopy.wire._protocol import (
     Role,
     State,
 )
-from canopy.wire.codecs import Codec, codec
+from canopy.wire.codecs import Codec, codec, encoding_of
 
 __all__ = [
+    "ENCODINGS",
     "NO_PAYLOAD",
     "PROTOCOL_VERSION",
     "REQUESTS",
@@ -84,4 +88,7 @@ __all__ = [
     "TryCast",
     "Welcome",
     "codec",
+    "encoding_of",
+    "unwrap_payload",
+    "wrap_payload",
 ]

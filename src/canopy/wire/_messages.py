@@ -27,6 +27,10 @@ class Encoding(enum.IntEnum):
     PROTOBUF = 16
 
 
+ENCODINGS = (Encoding.BINARY, Encoding.BINARY_ZSTD, Encoding.JSON, Encoding.PROTOBUF)
+"""Every encoding, in the default order of preference."""
+
+
 class RefKind(enum.IntEnum):
     SHARED = 0
     OPTIMISTIC = 1
@@ -65,13 +69,15 @@ class Hello(_Message, frozen=True, tag=1):
 
 
 class Welcome(_Message, frozen=True, tag=2):
-    """The accepting side's answer: the version and encoding chosen for the link."""
+    """The accepting side's answer: the version and encoding chosen for the link, and
+    every encoding it accepts (a call may choose another than the link's)."""
 
     version: int
     encoding: int
     zone: int
     object: int = 0
     interface: int = 0
+    accepts: tuple[int, ...] = ()
 
 
 class Refuse(_Message, frozen=True, tag=3):
@@ -217,3 +223,18 @@ HANDSHAKE = (Hello, Welcome, Refuse)
 REQUESTS = (Call, TryCast, AddRef, GetSchema, NewZoneId)
 
 NO_PAYLOAD = msgspec.Raw(b"\xc0")  # MessagePack nil
+
+_bin = msgspec.msgpack.Encoder()
+
+
+def wrap_payload(encoding: Encoding, data: bytes) -> msgspec.Raw:
+    """``data`` as the payload of a message: MessagePack sits in the message as it is,
+    any other encoding inside a MessagePack ``bin``."""
+    return msgspec.Raw(data if encoding is Encoding.BINARY else _bin.encode(data))
+
+
+def unwrap_payload(encoding: Encoding, payload: msgspec.Raw) -> bytes | memoryview:
+    """What ``wrap_payload`` wrapped; ``msgspec.DecodeError`` if it is not a ``bin``."""
+    if encoding is Encoding.BINARY:
+        return memoryview(payload)
+    return msgspec.msgpack.decode(payload, type=bytes)

@@ -25,6 +25,7 @@ import msgspec
 
 from canopy.errors import ErrorCode
 from canopy.wire._messages import (
+    ENCODINGS,
     HANDSHAKE,
     SUPPORTED_VERSIONS,
     Close,
@@ -35,6 +36,7 @@ from canopy.wire._messages import (
     Refuse,
     Welcome,
 )
+from canopy.wire.codecs import encoding_of
 
 _HEADER = 4
 _encoder = msgspec.msgpack.Encoder()
@@ -105,17 +107,24 @@ Event = HandshakeComplete | MessageReceived | ProtocolViolation | LinkClosed
 
 @dataclass(slots=True)
 class Protocol:
-    """One end of a link between two zones."""
+    """One end of a link between two zones.
+
+    ``encodings`` are those this side accepts, in its order of preference (names,
+    numbers or ``Encoding`` members); the accepting side chooses the link's
+    ``encoding`` from them. After the handshake ``peer_encodings`` holds what the
+    peer accepts, so that one call can be sent in another encoding than the link's.
+    """
 
     role: Role
     zone: int
-    encodings: tuple[Encoding, ...] = (Encoding.BINARY,)
+    encodings: tuple[Encoding, ...] = ENCODINGS
     limits: Limits = field(default_factory=Limits)
     root_object: int = 0
     root_interface: int = 0
     state: State = State.HANDSHAKE
     version: int = 0
     encoding: Encoding = Encoding.BINARY
+    peer_encodings: frozenset[Encoding] = frozenset()
     _in: bytearray = field(default_factory=bytearray)
     _out: bytearray = field(default_factory=bytearray)
     _events: list[Event] = field(default_factory=list)
@@ -125,6 +134,7 @@ class Protocol:
     def __post_init__(self) -> None:
         if not self.encodings:
             raise ValueError("a link needs at least one encoding")
+        self.encodings = tuple(dict.fromkeys(encoding_of(e) for e in self.encodings))
         if self.role is Role.CONNECTING:
             self._write(
                 Hello(
@@ -275,7 +285,13 @@ class Protocol:
                     "which this side did not offer",
                 )
                 return
-            self._open(message.version, Encoding(message.encoding), message)
+            accepts = {e for e in message.accepts if e in _ENCODING_NUMBERS}
+            self._open(
+                message.version,
+                Encoding(message.encoding),
+                message,
+                {Encoding(e) for e in accepts} | {Encoding(message.encoding)},
+            )
         elif isinstance(message, Refuse):
             self._fatal(
                 ErrorCode(message.code) if message.code in _CODES else ErrorCode.PROTOCOL_ERROR,
@@ -307,13 +323,26 @@ class Protocol:
             )
             return
         version = max(versions)
-        self._write(Welcome(version, int(chosen), self.zone, self.root_object, self.root_interface))
-        self._open(version, chosen, hello)
+        self._write(
+            Welcome(
+                version,
+                int(chosen),
+                self.zone,
+                self.root_object,
+                self.root_interface,
+                tuple(int(e) for e in self.encodings),
+            )
+        )
+        peer = {Encoding(e) for e in offered if e in _ENCODING_NUMBERS}
+        self._open(version, chosen, hello, peer)
 
-    def _open(self, version: int, encoding: Encoding, peer: Hello | Welcome) -> None:
+    def _open(
+        self, version: int, encoding: Encoding, peer: Hello | Welcome, accepts: set[Encoding]
+    ) -> None:
         self.state = State.OPEN
         self.version = version
         self.encoding = encoding
+        self.peer_encodings = frozenset(accepts)
         self._events.append(
             HandshakeComplete(version, encoding, peer.zone, peer.object, peer.interface)
         )
@@ -335,3 +364,4 @@ class Protocol:
 
 
 _CODES = {int(c) for c in ErrorCode}
+_ENCODING_NUMBERS = {int(e) for e in Encoding}

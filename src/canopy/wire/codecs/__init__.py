@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from canopy.wire._messages import Encoding
+import msgspec
+
+from canopy.wire._messages import Encoding, unwrap_payload, wrap_payload
 from canopy.wire.codecs._base import Codec, Decoder, Encoder
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ __all__ = [
     "ProtobufCodec",
     "codec",
     "encoding_of",
+    "payload_codec",
     "validate",
 ]
 
@@ -63,6 +67,10 @@ def encoding_of(encoding: Encoding | int | str) -> Encoding:
 
 def codec(encoding: Encoding | int | str) -> Codec:
     """The shared codec of ``encoding`` (``"binary"``, ``Encoding.JSON``, ``16``...)."""
+    if encoding.__class__ is Encoding:  # the runtime's case, once per call: one lookup
+        ready = _codecs.get(encoding)
+        if ready is not None:
+            return ready
     key = encoding_of(encoding)
     found = _codecs.get(key)
     if found is None:
@@ -94,6 +102,30 @@ def _make(encoding: Encoding) -> Codec:
     from canopy.wire.codecs._protobuf import ProtobufCodec
 
     return ProtobufCodec()
+
+
+PayloadCodec = tuple[Callable[[Any], msgspec.Raw], Callable[[msgspec.Raw], Any]]
+_payloads: dict[tuple[Encoding, Any], PayloadCodec] = {}
+
+
+def payload_codec(encoding: Encoding, type: Any) -> PayloadCodec:
+    """How a value of ``type`` goes into a message payload and comes out of one, in
+    ``encoding`` (see ``wrap_payload``): built once, then one lookup per call."""
+    key = (encoding, type)
+    found = _payloads.get(key)
+    if found is None:
+        c = codec(encoding)
+        encode, decode = c.encoder(type), c.decoder(type)
+        if encoding is Encoding.BINARY:
+            # MessagePack sits in the message as it is, and is read where it lies.
+            found = (lambda value: msgspec.Raw(encode(value)), decode)
+        else:
+            found = (
+                lambda value: wrap_payload(encoding, encode(value)),
+                lambda payload: decode(unwrap_payload(encoding, payload)),
+            )
+        _payloads[key] = found
+    return found
 
 
 def validate(value: Any, type: Any) -> None:
