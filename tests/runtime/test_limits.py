@@ -71,3 +71,63 @@ def test_objects_held_only_optimistically_are_uncounted_when_they_die(h: Harness
         h.settle()
     assert h.zone.holds(h.zones()[1].id) is False
     h.do(h.root.drop)
+
+
+DEEP_IDL = """
+#import "rpc/rpc_types.idl"
+namespace deep
+{
+    struct node { std::vector<node> kids; };
+    interface i_deep
+    {
+        error_code depth(const node& root, [out] int32_t& levels);
+        error_code nest(int32_t levels, [out] node& root);
+        error_code size(const json::v1::object& value, [out] int32_t& length);
+    };
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def deep(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    path = tmp_path_factory.mktemp("idl") / "deep.idl"
+    path.write_text(DEEP_IDL)
+    return canopy.load_idl(path).deep
+
+
+def nested(deep: Any, levels: int) -> Any:
+    root = deep.node(kids=[])
+    for _ in range(levels - 1):
+        root = deep.node(kids=[root])
+    return root
+
+
+@pytest.mark.parametrize("encoding", ["binary", "json"])
+def test_payloads_that_nest_without_limit_are_bounded(deep: Any, encoding: str) -> None:
+    class Deep(deep.i_deep):  # type: ignore[misc]
+        def depth(self, root: Any) -> int:
+            levels = 1
+            while root.kids:
+                root, levels = root.kids[0], levels + 1
+            return levels
+
+        def nest(self, levels: int) -> Any:
+            return nested(deep, levels)
+
+        def size(self, value: Any) -> int:
+            return len(str(value))
+
+    # A node is a struct holding a list: two levels each. The record is one more.
+    limits = Limits(max_depth=9)
+    with canopy.Zone("host", limits=limits) as host:
+        remote = host.child("deep", lambda z: Deep(), deep.i_deep, encodings=(encoding,))
+        assert remote.depth(nested(deep, 4)) == 4
+        with pytest.raises(canopy.InvalidData, match=r"nested deeper than max_depth=9"):
+            remote.depth(nested(deep, 5))
+        with pytest.raises(canopy.InvalidData, match=r"max_depth=9"):
+            remote.nest(5)  # the reply is held to the caller's limit
+        assert remote.size([[[1]]]) == len("[[[1]]]")
+        with pytest.raises(canopy.InvalidData, match=r"max_depth=9"):
+            remote.size([[[[[[[[[["too deep"]]]]]]]]]])
+        assert remote.depth(deep.node(kids=[])) == 1
+        canopy.close(remote)

@@ -251,6 +251,43 @@ def frame_bytes(body: bytes) -> bytes:
     return len(body).to_bytes(4, "little") + body
 
 
+DEEP = msgspec.Raw(b"\x91" * 100_000 + b"\x01")  # beyond msgspec's recursion limit
+
+
+@pytest.mark.parametrize(
+    ("message", "answered"),
+    [
+        (Call(7, 1, 2, 3, 4, 5, 1, DEEP), 7),
+        (Call(2**40, 1, 2, 3, 4, 5, 1, DEEP), 2**40),
+        (Post(1, 2, 3, 4, 5, 1, DEEP), None),  # nobody waits for a post
+    ],
+    ids=["call", "large-id", "post"],
+)
+def test_a_request_whose_frame_does_not_decode_is_answered(
+    message: Message, answered: int | None
+) -> None:
+    _, server = open_pair()
+    server.receive_data(frame(message))
+    [violation] = server.events()
+    assert isinstance(violation, ProtocolViolation) and not violation.fatal
+    sent = server.data_to_send()
+    if answered is None:
+        assert sent == b""
+        return
+    reply = msgspec.msgpack.decode(sent[4:], type=Message)
+    assert isinstance(reply, Reply) and reply.id == answered
+    assert reply.code == ErrorCode.PROTOCOL_ERROR
+    assert "could not decode this request's frame: maximum recursion depth" in reply.message
+
+
+@pytest.mark.parametrize("body", [b"\x93\x04", b"\x93\x04\xc1", b"\xc1", b"\x93\xd0\x04\x07"])
+def test_a_frame_without_an_intact_head_gets_no_answer(body: bytes) -> None:
+    _, server = open_pair()
+    server.receive_data(frame_bytes(body))
+    assert len(server.events()) == 1
+    assert server.data_to_send() == b""
+
+
 def test_too_many_malformed_frames_in_a_row_close_the_link() -> None:
     _, server = open_pair(Limits(max_decode_errors=3))
     server.receive_data(frame_bytes(b"\xc1") * 3)

@@ -39,6 +39,28 @@ def from_refs(value: Any, swap: Swap) -> Any:
     return _walk(value, lambda v: swap(v) if isinstance(v, ObjectRef) else _NOT_A_REF)
 
 
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers and structs nest more than ``limit`` levels deep in ``value``.
+
+    Iterative, so that the check itself never meets Python's recursion limit.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, msgspec.Struct):
+            children: Any = (getattr(item, f) for f in item.__struct_fields__)
+        elif isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list | tuple | set | frozenset):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def ref_reader(type_: Any) -> Reader | None:
     """How to turn the ``ObjectRef``s of a decoded ``type_`` value into objects, each
     with the interface class its field declares; ``None`` when ``type_`` holds none.

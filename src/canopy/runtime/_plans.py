@@ -20,6 +20,7 @@ import msgspec
 
 from canopy.generated import Interface, InterfaceInfo, MethodInfo, Ref
 from canopy.runtime._tables import OPTIMISTIC, SHARED
+from canopy.wire.codecs._schema import schema, unbounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,8 @@ class MethodPlan:
     out_nested_refs: bool
     result: Callable[[Any], Any]  # out record -> what the Python method returns
     in_names: tuple[str, ...]
+    in_unbounded: bool  # may nest without limit: its depth is checked on arrival
+    out_unbounded: bool
 
     @property
     def has_in_refs(self) -> bool:
@@ -122,6 +125,8 @@ def _method_plan(cls: type[Interface], info: InterfaceInfo, m: MethodInfo) -> Me
         out_nested,
         _result(cls, m),
         m.in_names,
+        unbounded(schema(m.in_type)),
+        unbounded(schema(m.out_type)),
     )
 
 

@@ -32,12 +32,13 @@ from canopy.errors import (
     CanopyError,
     ErrorCode,
     IncompatibleSerialisation,
+    InvalidData,
     LimitExceeded,
     ObjectGone,
     RpcError,
 )
 from canopy.generated import Interface
-from canopy.runtime._marshal import ref_reader, to_refs
+from canopy.runtime._marshal import deeper_than, ref_reader, to_refs
 from canopy.runtime._plans import MethodPlan, implemented, interface_of, plan
 from canopy.runtime._tables import OPTIMISTIC, SHARED, RemoteObject, Stub, Tables
 from canopy.wire import (
@@ -348,10 +349,21 @@ class Service:
         return payload_codec(encoding, type(record))[0](record)
 
     def _decode(
-        self, payload: msgspec.Raw, record: type[Any], refs: bool, link: Link, encoding: Encoding
+        self,
+        payload: msgspec.Raw,
+        record: type[Any],
+        refs: bool,
+        unbounded: bool,
+        link: Link,
+        encoding: Encoding,
     ) -> Any:
         """One payload as ``record``, its references turned into objects and proxies."""
         value = payload_codec(encoding, record)[1](payload)
+        if unbounded and deeper_than(value, self.limits.max_depth):
+            raise InvalidData(
+                f"cannot decode {record.__qualname__}: nested deeper than "
+                f"max_depth={self.limits.max_depth}"
+            )
         reader = ref_reader(record) if refs else None
         if reader is not None:
             value = reader(value, lambda ref, cls: self.object_for(ref, link, cls))
@@ -398,7 +410,9 @@ class Service:
         if reply.code != 0:
             raise self._error(p, reply)
         try:
-            out = self._decode(reply.payload, p.info.out_type, p.has_out_refs, link, encoding)
+            out = self._decode(
+                reply.payload, p.info.out_type, p.has_out_refs, p.out_unbounded, link, encoding
+            )
         except msgspec.DecodeError as e:
             raise RpcError(
                 f"{p.info.name}: the reply does not decode as {encoding.name.lower()}: {e}",
@@ -554,7 +568,9 @@ class Service:
             return None
         assert encoding is not None  # noqa: S101 - the link's encodings are Encodings
         try:
-            args = self._decode(m.payload, p.info.in_type, p.has_in_refs, link, encoding)
+            args = self._decode(
+                m.payload, p.info.in_type, p.has_in_refs, p.in_unbounded, link, encoding
+            )
         except (msgspec.DecodeError, CanopyError, TypeError) as e:
             self._refuse(
                 link, m, int(ErrorCode.INVALID_DATA), f"{iface.info.name}::{p.info.name}: {e}"

@@ -111,6 +111,8 @@ class LocalLink:
             events = self.protocol.events()
         for event in events:
             self._event(event)
+        if not all(isinstance(e, MessageReceived) for e in events):
+            self.pump()  # the protocol answered by itself (a refused frame's Reply)
 
     def pump(self) -> None:
         """Move what the protocol has queued (the handshake) to the other side."""

@@ -27,6 +27,7 @@ from canopy.errors import ErrorCode
 from canopy.wire._messages import (
     ENCODINGS,
     HANDSHAKE,
+    REQUESTS,
     SUPPORTED_VERSIONS,
     Close,
     CloseAck,
@@ -34,6 +35,7 @@ from canopy.wire._messages import (
     Hello,
     Message,
     Refuse,
+    Reply,
     Welcome,
 )
 from canopy.wire.codecs import encoding_of
@@ -50,7 +52,9 @@ class Limits:
     max_frame_size: int = 16 * 1024 * 1024
     """Largest frame accepted, in bytes; a larger one closes the link."""
     max_depth: int = 64
-    """Deepest nesting of containers accepted inside a payload."""
+    """Deepest nesting accepted in a payload whose type can nest without limit (a struct
+    that contains itself, or a ``json::v1::object``); any other type's nesting is
+    fixed by its IDL. A deeper call is refused with INVALID_DATA."""
     max_calls_in_flight: int = 1024
     """Calls a peer may have waiting on this side at once; more are refused."""
     max_exported_objects: int = 100_000
@@ -251,8 +255,13 @@ class Protocol:
             reason = f"malformed frame: {e}"
             if fatal:
                 self._fatal(ErrorCode.PROTOCOL_ERROR, reason)
-            else:
-                self._events.append(ProtocolViolation(ErrorCode.PROTOCOL_ERROR, reason, False))
+                return
+            self._events.append(ProtocolViolation(ErrorCode.PROTOCOL_ERROR, reason, False))
+            request = _request_id(frame)
+            if request is not None:
+                # The caller waits for this id: it learns now, not at its deadline.
+                why = f"the peer could not decode this request's frame: {e}"
+                self._write(Reply(request, int(ErrorCode.PROTOCOL_ERROR), message=why))
             return
         self._bad_frames = 0
         if self.state is State.HANDSHAKE:
@@ -364,4 +373,44 @@ class Protocol:
 
 
 _CODES = {int(c) for c in ErrorCode}
+_REQUEST_TAGS = {cls.__struct_config__.tag for cls in REQUESTS}
+_ARRAY = {0xDC: 2, 0xDD: 4}  # array 16 and array 32: bytes of length after the marker
+_UINT = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+
+
+def _request_id(frame: memoryview) -> int | None:
+    """The id of a request in a frame that does not decode, if its head is intact.
+
+    msgspec cannot decode a head on its own: skipping the rest of a broken or
+    deeply nested frame fails the same way. Every message is an array whose
+    first two items are its tag and, for a request, its id, both unsigned integers.
+    """
+    head = bytes(frame[:16])
+    pos = 1
+    if head and 0x90 <= head[0] <= 0x9F:
+        pass
+    elif head and head[0] in _ARRAY:
+        pos += _ARRAY[head[0]]
+    else:
+        return None
+    values: list[int] = []
+    for _ in range(2):
+        if pos >= len(head):
+            return None
+        marker = head[pos]
+        if marker < 0x80:
+            values.append(marker)
+            pos += 1
+        elif marker in _UINT:
+            size = _UINT[marker]
+            if pos + 1 + size > len(head):
+                return None
+            values.append(int.from_bytes(head[pos + 1 : pos + 1 + size], "big"))
+            pos += 1 + size
+        else:
+            return None
+    tag, request = values
+    return request if tag in _REQUEST_TAGS else None
+
+
 _ENCODING_NUMBERS = {int(e) for e in Encoding}

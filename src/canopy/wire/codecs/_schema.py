@@ -300,6 +300,23 @@ def contains(node: Node, test: Any) -> bool:
     return visit(node)
 
 
+def unbounded(node: Node) -> bool:
+    """Whether values of ``node`` can nest without limit: it holds a
+    ``json::v1::object`` or a struct that contains itself. Any other type's
+    nesting is fixed by the IDL."""
+    if contains(node, lambda n: isinstance(n, Json)):
+        return True
+    structs: list[Struct] = []
+
+    def collect(n: Node) -> bool:
+        if isinstance(n, Struct):
+            structs.append(n)
+        return False
+
+    contains(node, collect)
+    return any(contains(f.node, lambda n, s=s: n is s) for s in structs for f in s.fields)
+
+
 def describe(node: Node) -> str:
     """A short name for errors: ``uint32``, ``list[string]``, ``point``."""
     match node:
