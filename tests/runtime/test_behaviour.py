@@ -185,6 +185,23 @@ def test_an_optimistic_proxy_fails_cleanly_once_the_object_is_gone(h: Harness) -
         h.do(peeked.name)
 
 
+def test_an_idle_caller_learns_that_the_object_died_meanwhile(h: Harness) -> None:
+    peeked = h.do(h.root.peek)
+    assert h.do(peeked.name) == "peeked"
+    service_zone = h.zones()[1]
+    [service] = [
+        s.target
+        for s in service_zone.tables.stubs.values()
+        if s.target is not None and hasattr(s.target, "peeked")
+    ]
+    with service_zone.inside():
+        service.drop()  # the object dies on the service's own account, not in a call
+    del service
+    h.pause(0.05)  # no settle: a blocking caller reads nothing until it calls
+    with pytest.raises(canopy.ObjectGone, match="no longer exists"):
+        h.do(peeked.name)
+
+
 def test_an_optimistic_reference_does_not_keep_the_object_alive(h: Harness) -> None:
     mine = Widget("watched")
     h.do(h.root.watch, mine)

@@ -390,7 +390,7 @@ class Service:
         link = remote.link
         encoding = self._encoding(link, p)
         payload = self.encode_in(p, link, encoding, args, kwargs)
-        call_id = link.next_id(lambda reply: self.finish_call(p, link, encoding, reply))
+        call_id = link.next_id(lambda reply: self.finish_call(p, remote, encoding, reply))
         link.send(
             Call(
                 call_id,
@@ -406,8 +406,18 @@ class Service:
         )
         return link, call_id
 
-    def finish_call(self, p: MethodPlan, link: Link, encoding: Encoding, reply: Reply) -> Any:
+    def finish_call(
+        self, p: MethodPlan, remote: RemoteObject, encoding: Encoding, reply: Reply
+    ) -> Any:
+        link = remote.link
         if reply.code != 0:
+            if reply.code == ErrorCode.OBJECT_NOT_FOUND and remote.gone:
+                # The owner has forgotten the object; the notice that it died came
+                # first, so this side knows what the owner no longer can.
+                raise ObjectGone(
+                    f"{p.info.name} on object {remote.object_id} of zone {remote.zone:#x}: the "
+                    "object no longer exists"
+                )
             raise self._error(p, reply)
         try:
             out = self._decode(
