@@ -135,6 +135,11 @@ class TestService(b.i_test):
     def echo_back(self, widget: Any) -> Any:
         return widget
 
+    async def who(self) -> tuple[int, str, str]:
+        await asyncio.sleep(0)  # the caller is still known after the coroutine resumes
+        me = canopy.caller()
+        return me.zone, me.method, str(me.info.get("address", ""))
+
     async def names(self, value: Any) -> list[str]:
         found = [await value.widget.name()] if value.widget is not None else []
         return found + [await w.name() for w in value.spares]

@@ -2,7 +2,8 @@
 
 The public surface: zones (``Zone`` blocking, ``AsyncZone`` asyncio), the servers
 they run (``Server``, ``AsyncServer``), what proxies need (``cast``, ``acast``,
-``close``, ``use_encoding``), compiling IDL (``load_idl``),
+``close``, ``use_encoding``), what an implementation may ask (``caller``),
+compiling IDL (``load_idl``),
 values stored with the schema they travel with (``encode``/``decode``), and
 the errors every call can raise.
 """
@@ -35,7 +36,7 @@ from canopy.errors import (
     TransportError,
 )
 from canopy.generated import decode, encode, validate
-from canopy.runtime import AsyncZone, Zone, acast, cast, close, use_encoding
+from canopy.runtime import AsyncZone, Caller, Zone, acast, caller, cast, close, use_encoding
 
 if TYPE_CHECKING:
     from canopy.idl import IdlError
@@ -83,6 +84,7 @@ __all__ = [
     "AsyncZone",
     "CallCancelled",
     "CallTimeout",
+    "Caller",
     "CanopyError",
     "ErrorCode",
     "IdlError",
@@ -103,6 +105,7 @@ __all__ = [
     "Zone",
     "__version__",
     "acast",
+    "caller",
     "cast",
     "close",
     "decode",

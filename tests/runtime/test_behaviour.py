@@ -185,6 +185,14 @@ def test_an_optimistic_proxy_fails_cleanly_once_the_object_is_gone(h: Harness) -
         h.do(peeked.name)
 
 
+def test_an_implementation_knows_its_caller(h: Harness) -> None:
+    zone, method, address = h.do(h.root.who)
+    assert (zone, method) == (h.zone.id, "behaviour::i_test::who")
+    assert bool(address) == (h.transport == "tcp")  # a Unix client socket has no name
+    with pytest.raises(RuntimeError, match="only known inside a call"):
+        canopy.caller()
+
+
 def test_an_idle_caller_learns_that_the_object_died_meanwhile(h: Harness) -> None:
     peeked = h.do(h.root.peek)
     assert h.do(peeked.name) == "peeked"

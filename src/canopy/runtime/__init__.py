@@ -17,7 +17,7 @@ from canopy.generated import Interface
 from canopy.runtime._modes import ASYNCIO, BLOCKING, acast, cast
 from canopy.runtime._plans import implemented, interface_class, interface_of
 from canopy.runtime._proxy import Proxy, close
-from canopy.runtime._zone import Link, Mode, Service, use_encoding
+from canopy.runtime._zone import Caller, Link, Mode, Service, caller, use_encoding
 from canopy.wire import ENCODINGS, Encoding, Limits, ObjectRef, Reply, encoding_of
 
 if TYPE_CHECKING:
@@ -352,11 +352,13 @@ def _offered(root: Interface | None) -> int:
 __all__ = [
     "AsyncServer",
     "AsyncZone",
+    "Caller",
     "Proxy",
     "Server",
     "Service",
     "Zone",
     "acast",
+    "caller",
     "cast",
     "close",
     "use_encoding",

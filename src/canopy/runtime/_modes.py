@@ -11,6 +11,7 @@ Everything else (tables, counting, marshalling) is the one ``Service``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import sys
 import threading
@@ -23,7 +24,7 @@ from canopy.errors import InvalidCast
 from canopy.generated import Interface
 from canopy.runtime._plans import MethodPlan, interface_class, interface_of
 from canopy.runtime._proxy import Proxy, new_proxy
-from canopy.runtime._zone import Dispatch, Link, Service
+from canopy.runtime._zone import Dispatch, Link, Service, _caller
 
 _runners = threading.local()
 I = TypeVar("I")  # noqa: E741 - reads as "interface"
@@ -40,8 +41,11 @@ def _run_coroutine(awaitable: Any) -> Any:
             # A callback reached from inside a coroutine implementation: this thread's
             # loop is busy and loops do not nest, so the callback runs on its own.
             with ThreadPoolExecutor(1, thread_name_prefix="canopy-callback") as pool:
-                return pool.submit(_run_and_close, awaitable).result()
-        return runner.run(_awaited(awaitable))
+                context = contextvars.copy_context()
+                return pool.submit(context.run, _run_and_close, awaitable).result()
+        # The runner would run it in the context it was made in; this call's context
+        # (its caller, a chosen encoding) is the one the coroutine must see.
+        return runner.run(_awaited(awaitable), context=contextvars.copy_context())
     finally:
         _runners.depth = depth
 
@@ -103,6 +107,7 @@ class BlockingMode:
         return call
 
     def dispatch(self, d: Dispatch) -> None:
+        token = d.serving()
         try:
             result = d.method(*d.args)
             if inspect.isawaitable(result):
@@ -111,6 +116,8 @@ class BlockingMode:
             d.zone.complete(d, error=e)
         else:
             d.zone.complete(d, result)
+        finally:
+            _caller.reset(token)
 
 
 class AsyncMode:
@@ -149,11 +156,14 @@ async def _consume(queue: asyncio.Queue[Dispatch]) -> None:
 
 def _start(d: Dispatch, tasks: set[asyncio.Task[None]]) -> Any:
     """Run a dispatch; a post's coroutine is returned to be awaited before the next message."""
+    token = d.serving()
     try:
         result = d.method(*d.args)
     except Exception as e:
         d.zone.complete(d, error=e)
         return None
+    finally:
+        _caller.reset(token)
     if not inspect.isawaitable(result):
         d.zone.complete(d, result)
         return None
@@ -167,12 +177,16 @@ def _start(d: Dispatch, tasks: set[asyncio.Task[None]]) -> Any:
 
 
 async def _finish(d: Dispatch, awaitable: Any) -> None:
+    # A coroutine's body runs where it is awaited: here, so name its caller here.
+    token = d.serving()
     try:
         result = await awaitable
     except Exception as e:
         d.zone.complete(d, error=e)
     else:
         d.zone.complete(d, result)
+    finally:
+        _caller.reset(token)
 
 
 BLOCKING = BlockingMode()

@@ -42,6 +42,7 @@ class MethodPlan:
     in_names: tuple[str, ...]
     in_unbounded: bool  # may nest without limit: its depth is checked on arrival
     out_unbounded: bool
+    qualified_name: str  # interface::method, as errors and callers name it
 
     @property
     def has_in_refs(self) -> bool:
@@ -127,6 +128,7 @@ def _method_plan(cls: type[Interface], info: InterfaceInfo, m: MethodInfo) -> Me
         m.in_names,
         unbounded(schema(m.in_type)),
         unbounded(schema(m.out_type)),
+        f"{info.name}::{m.name}",
     )
 
 

@@ -22,7 +22,8 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
@@ -87,6 +88,12 @@ class Link(Protocol):
 
     peer: int  # the zone at the other end
     protocol: Endpoint  # the link's protocol endpoint: its encodings, among others
+
+    @property
+    def info(self) -> Mapping[str, Any]:
+        """What the link knows of the other end (a stream's address, TLS identity...)."""
+        ...
+
     inbound: asyncio.Queue[Any] | None  # asyncio mode: calls and posts, in order
     consumer: asyncio.Task[None] | None
 
@@ -130,6 +137,37 @@ def use_encoding(encoding: Encoding | int | str) -> Iterator[Encoding]:
         yield chosen
     finally:
         _chosen.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The zone whose call or post is being served, as ``canopy.caller()`` returns it."""
+
+    zone: int
+    """The calling zone's id."""
+    info: Mapping[str, Any]
+    """What the link it came over knows of it: ``address``, ``peercred`` on a Unix
+    socket, ``tls`` (with ``peer_identity``, the certificate's name) over TLS,
+    ``websocket`` over a WebSocket; empty for a zone of this process."""
+    method: str
+    """The method being served, ``interface::method`` as the IDL names it."""
+
+
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
+    "canopy_caller", default=None
+)
+
+
+def caller() -> Caller:
+    """Who made the call being served; ``RuntimeError`` outside an implementation.
+
+    A server authorises a mutual-TLS client by the identity its certificate
+    proves: ``canopy.caller().info["tls"]["peer_identity"]``.
+    """
+    found = _caller.get()
+    if found is None:
+        raise RuntimeError("canopy.caller() is only known inside a call being served")
+    return found
 
 
 def _nested_ref(zone: Service, link: Link, value: Any) -> ObjectRef:
@@ -607,6 +645,7 @@ class Service:
             method,
             msgspec.structs.astuple(args),
             encoding,
+            m.caller,
         )
 
     def _refuse(self, link: Link, m: Call | Post, code: int, why: str) -> None:
@@ -713,7 +752,7 @@ class _Inside:
 class Dispatch:
     """A decoded call or post, ready for the mode to run."""
 
-    __slots__ = ("args", "call_id", "encoding", "link", "method", "plan", "zone")
+    __slots__ = ("args", "call_id", "caller", "encoding", "link", "method", "plan", "zone")
 
     def __init__(
         self,
@@ -724,6 +763,7 @@ class Dispatch:
         method: Callable[..., Any],
         args: tuple[Any, ...],
         encoding: Encoding = Encoding.BINARY,
+        caller: int = 0,
     ) -> None:
         self.zone = zone
         self.link = link
@@ -732,6 +772,11 @@ class Dispatch:
         self.method = method
         self.args = args
         self.encoding = encoding  # the call's: its reply is sent in it too
+        self.caller = caller
+
+    def serving(self) -> contextvars.Token[Caller | None]:
+        """Make ``canopy.caller()`` name this call's caller until the token is reset."""
+        return _caller.set(Caller(self.caller, self.link.info, self.plan.qualified_name))
 
 
 def _reachable(target: Any, p: MethodPlan) -> RemoteObject:

@@ -14,7 +14,8 @@ import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from canopy.errors import CallCancelled, ProtocolError, TransportError
@@ -33,6 +34,7 @@ from canopy.wire import (
 )
 
 log = logging.getLogger("canopy.transports.local")
+_NOTHING: Mapping[str, Any] = types.MappingProxyType({})
 
 
 class LocalLink:
@@ -65,6 +67,11 @@ class LocalLink:
 
     def __repr__(self) -> str:
         return f"<LocalLink {self.zone.name!r} -> {self.peer:#x}>"
+
+    @property
+    def info(self) -> Mapping[str, Any]:
+        """Nothing to tell of a zone in this process: its id is the caller's ``zone``."""
+        return _NOTHING
 
     # -- sending
 
