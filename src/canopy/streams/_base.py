@@ -94,43 +94,78 @@ class AsyncListener(Protocol):
     def close(self) -> None: ...
 
 
+BASES = ("tcp", "unix")
+LAYERS = ("tls", "ws", "zstd")
+ALIASES = {"tls": ("tcp", "tls"), "ws": ("tcp", "ws"), "wss": ("tcp", "tls", "ws")}
+_SHORT = {parts: alias for alias, parts in ALIASES.items()}
+_FORMS = (
+    "tcp://host:port, unix:/path, tls://host:port, ws://host:port/path, wss://host:port/path, "
+    "or a base with layers such as tcp+zstd://host:port or unix+tls:/path"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """A parsed stream URL: ``tcp://host:port`` or ``unix:/path``."""
+    """A parsed stream URL: a base (``tcp`` or ``unix``) and the layers stacked on it,
+    innermost first.
+
+    ``tls://`` is ``tcp+tls://``, ``ws://`` is ``tcp+ws://`` and ``wss://`` is
+    ``tcp+tls+ws://``; any other stack is spelled out (``tcp+zstd+tls://`` is
+    compression under TLS, ``unix+tls:/path`` TLS over a Unix socket). ``resource``
+    is the HTTP path a WebSocket layer asks for.
+    """
 
     scheme: str
     host: str = ""
     port: int = 0
     path: str = ""
+    layers: tuple[str, ...] = ()
+    resource: str = "/"
 
     @classmethod
     def parse(cls, url: str) -> Endpoint:
         scheme, sep, rest = url.partition(":")
-        if not sep:
-            raise ValueError(f"{url!r} is not a stream URL: use tcp://host:port or unix:/path")
-        if scheme == "unix":
+        if not sep or not scheme:
+            raise ValueError(f"{url!r} is not a stream URL: use {_FORMS}")
+        base, *layers = ALIASES.get(scheme, tuple(scheme.split("+")))
+        if base not in BASES:
+            raise ValueError(
+                f"{url!r}: unknown stream scheme {scheme!r}; tcp and unix are the bases "
+                f"(use {_FORMS})"
+            )
+        for layer in layers:
+            if layer not in LAYERS:
+                raise ValueError(
+                    f"{url!r}: unknown layer {layer!r}; the layers are {', '.join(LAYERS)}"
+                )
+        if len(set(layers)) != len(layers):
+            raise ValueError(f"{url!r}: a layer appears twice")
+        if base == "unix":
             path = rest[2:] if rest.startswith("//") else rest
             if not path:
                 raise ValueError(f"{url!r} names no socket path: use unix:/path/to/socket")
-            return cls("unix", path=path)
-        if scheme == "tcp":
-            if not rest.startswith("//"):
-                raise ValueError(f"{url!r}: a TCP URL is tcp://host:port")
-            hostport = rest[2:]
-            host, colon, port = hostport.rpartition(":")
-            if not colon or not port.isdigit() or not host:
-                raise ValueError(f"{url!r}: a TCP URL is tcp://host:port (port 0: pick one)")
-            if host.startswith("[") and host.endswith("]"):
-                host = host[1:-1]  # an IPv6 literal
-            number = int(port)
-            if number > 65535:
-                raise ValueError(f"{url!r}: port {number} is out of range")
-            return cls("tcp", host=host, port=number)
-        raise ValueError(f"{url!r}: unknown stream scheme {scheme!r}; tcp and unix are supported")
+            return cls("unix", path=path, layers=tuple(layers))
+        if not rest.startswith("//"):
+            raise ValueError(f"{url!r}: a TCP URL is {scheme}://host:port")
+        hostport, slash, resource = rest[2:].partition("/")
+        if slash and "ws" not in layers:
+            raise ValueError(f"{url!r}: only a WebSocket URL (ws://, wss://) has a path")
+        host, colon, port = hostport.rpartition(":")
+        if not colon or not port.isdigit() or not host:
+            raise ValueError(f"{url!r}: a TCP URL is {scheme}://host:port (port 0: pick one)")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]  # an IPv6 literal
+        number = int(port)
+        if number > 65535:
+            raise ValueError(f"{url!r}: port {number} is out of range")
+        return cls("tcp", host=host, port=number, layers=tuple(layers), resource="/" + resource)
 
     @property
     def url(self) -> str:
+        parts = (self.scheme, *self.layers)
+        scheme = _SHORT.get(parts, "+".join(parts))
         if self.scheme == "unix":
-            return f"unix:{self.path}"
+            return f"{scheme}:{self.path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"tcp://{host}:{self.port}"
+        path = self.resource if "ws" in self.layers and self.resource != "/" else ""
+        return f"{scheme}://{host}:{self.port}{path}"

@@ -15,6 +15,28 @@ from typing import Any
 
 from canopy.streams._base import RECEIVE_SIZE
 
+TCP_KEEPALIVE = (30, 10, 3)
+"""Idle seconds before the kernel probes a silent TCP peer, seconds between probes, and
+probes unanswered before the connection fails: a host that died or vanished from the
+network is noticed within about a minute even by a side that is not reading."""
+
+
+def tune_tcp(sock: socket.socket) -> None:
+    """Nagle off (frames are written whole; a round trip must not wait for a delayed
+    ACK) and kernel keepalive on."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    idle, interval, count = TCP_KEEPALIVE
+    for name, value in (
+        ("TCP_KEEPIDLE", idle),
+        ("TCP_KEEPINTVL", interval),
+        ("TCP_KEEPCNT", count),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:  # Linux and most others; elsewhere the system's defaults
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
 
 def describe(sock: socket.socket) -> dict[str, Any]:
     """The ``info`` of a connected socket: its peer's address, and on Unix sockets
@@ -114,7 +136,7 @@ class SocketListener:
                     continue  # the client gave up between select() and accept()
                 conn.setblocking(True)
                 if conn.family != socket.AF_UNIX:
-                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    tune_tcp(conn)
                 return SocketStream(conn)
         finally:
             with self._lock:
@@ -150,6 +172,8 @@ class AsyncSocketStream:
         self._writer = writer
         sock = writer.get_extra_info("socket")
         self._info = describe(sock) if sock is not None else {}
+        if sock is not None and sock.family != socket.AF_UNIX:
+            tune_tcp(sock)
         self._closed = False
 
     def __repr__(self) -> str:

@@ -1,7 +1,8 @@
 """TCP streams: ``connect``/``listen`` (blocking) and ``aconnect``/``alisten`` (asyncio).
 
 Every TCP stream has Nagle's algorithm off (TCP_NODELAY): frames are small
-and written whole, and a round trip must not wait for a delayed ACK.
+and written whole, and a round trip must not wait for a delayed ACK. Kernel
+keepalive is on, so a peer whose host dies is noticed even while idle.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from canopy.streams._socket import (
     AsyncSocketStream,
     SocketListener,
     SocketStream,
+    tune_tcp,
 )
 
 
@@ -23,7 +25,7 @@ def connect(host: str, port: int, *, timeout: float | None = None) -> SocketStre
     """Connect to ``host:port``; ``timeout`` bounds the connection attempt only."""
     sock = socket.create_connection((host, port), timeout=timeout)
     sock.settimeout(None)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    tune_tcp(sock)
     return SocketStream(sock)
 
 

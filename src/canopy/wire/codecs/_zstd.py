@@ -1,5 +1,6 @@
 """The binary encoding compressed with zstd, for links where bandwidth costs more than
-CPU, and the guard that keeps a small frame from decompressing into a large one."""
+CPU, guarded by ``canopy._zstd_guard`` (shared with the zstd stream layer) against a
+small frame that decompresses into a large one."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ from typing import Any
 
 import zstandard
 
+from canopy._zstd_guard import (
+    DEFAULT_MAX_OUTPUT_SIZE,
+    DEFAULT_MAX_RATIO,
+    RATIO_FLOOR,
+    FrameRefused,
+    ZstdGuard,
+)
 from canopy.errors import InvalidData
 from canopy.wire._messages import Encoding
 from canopy.wire.codecs._base import Codec, Decoder, Encoder, TypeCache
 from canopy.wire.codecs._binary import BinaryCodec
 
-DEFAULT_MAX_OUTPUT_SIZE = 16 << 20
-DEFAULT_MAX_RATIO = 1000
-# Outputs up to this size are never refused for their ratio: a small payload of
-# zeros compresses far beyond any ratio bound and is no threat.
-RATIO_FLOOR = 1 << 20
+# The limits' defaults are importable from here as they were before the guard moved out.
+__all__ = ["DEFAULT_MAX_OUTPUT_SIZE", "DEFAULT_MAX_RATIO", "RATIO_FLOOR", "BinaryZstdCodec"]
 
 
 class BinaryZstdCodec:
@@ -40,10 +45,10 @@ class BinaryZstdCodec:
         binary: Codec | None = None,
     ) -> None:
         self.level = level
-        self.max_output_size = max_output_size
-        self.max_ratio = max_ratio
+        self._guard = ZstdGuard(max_output_size=max_output_size, max_ratio=max_ratio)
         self._binary = binary if binary is not None else BinaryCodec()
-        # zstd contexts are not thread-safe; each thread gets its own pair.
+        # zstd contexts are not thread-safe; each thread gets its own compressor (the
+        # guard keeps a decompressor per thread likewise).
         self._local = threading.local()
         self._encoders: TypeCache[Encoder] = TypeCache(self._build_encoder)
         self._decoders: TypeCache[Decoder] = TypeCache(self._build_decoder)
@@ -62,40 +67,27 @@ class BinaryZstdCodec:
 
     def decompress(self, data: bytes | memoryview) -> bytes:
         """The frame's content, or ``InvalidData`` if it is malformed or too large."""
-        limit = min(self.max_output_size, max(len(data) * self.max_ratio, RATIO_FLOOR))
         try:
-            declared = zstandard.frame_content_size(data)
-        except zstandard.ZstdError as exc:
-            raise InvalidData(f"cannot decompress: {exc}") from None
-        if declared > limit:
-            raise InvalidData(self._too_large(len(data), declared, "declares"))
-        decompressor: zstandard.ZstdDecompressor | None = getattr(self._local, "decompressor", None)
-        if decompressor is None:
-            decompressor = zstandard.ZstdDecompressor(max_window_size=self._window())
-            self._local.decompressor = decompressor
-        try:
-            # With a declared size zstd allocates exactly that (checked above); without
-            # one, max_output_size caps the buffer and a longer frame fails.
-            return decompressor.decompress(data, max_output_size=limit, allow_extra_data=False)
-        except zstandard.ZstdError as exc:
-            if "did not decompress full frame" in str(exc) and declared < 0:
-                raise InvalidData(
-                    self._too_large(len(data), limit + 1, "expands to over")
-                ) from None
-            raise InvalidData(f"cannot decompress: {exc}") from None
+            return self._guard.decompress(data)
+        except FrameRefused as exc:
+            raise InvalidData(str(exc)) from None
 
-    def _window(self) -> int:
-        # A window larger than the largest output helps no legitimate frame.
-        window = 1 << 10
-        while window < self.max_output_size:
-            window <<= 1
-        return window
+    # The limits live in the guard, which reads them on every frame.
+    @property
+    def max_output_size(self) -> int:
+        return self._guard.max_output_size
 
-    def _too_large(self, size: int, output: int, verb: str) -> str:
-        return (
-            f"a zstd frame of {size} bytes {verb} {output} bytes, beyond the limit of "
-            f"{self.max_output_size} bytes or {self.max_ratio} times its size"
-        )
+    @max_output_size.setter
+    def max_output_size(self, value: int) -> None:
+        self._guard.max_output_size = value
+
+    @property
+    def max_ratio(self) -> int:
+        return self._guard.max_ratio
+
+    @max_ratio.setter
+    def max_ratio(self, value: int) -> None:
+        self._guard.max_ratio = value
 
     def _build_encoder(self, type: Any) -> Encoder:
         inner = self._binary.encoder(type)
