@@ -26,16 +26,57 @@ from canopy.wire import Limits
 b: Any = canopy.load_idl(Path(__file__).with_name("behaviour.idl")).behaviour
 
 MODES = ("blocking", "asyncio")
-TRANSPORTS = ("local", "tcp", "unix")
+# A transport is a child zone (local) or a stream URL's scheme: a base and its layers.
+URLS = {
+    "tcp": "tcp://127.0.0.1:0",
+    "unix": "unix:{dir}/service.sock",
+    "tls": "tls://127.0.0.1:0",
+    "unix+tls": "unix+tls:{dir}/service.sock",
+    "ws": "ws://127.0.0.1:0/canopy",
+    "wss": "wss://127.0.0.1:0/canopy",
+    "tcp+zstd": "tcp+zstd://127.0.0.1:0",
+}
+TRANSPORTS = ("local", *URLS)
+BASES = ("local", "tcp", "unix")  # for what no layer changes: limits, timeouts
 ENCODINGS = ("binary", "binary_zstd", "json", "protobuf")
 # Encodings change payloads only, and transports carry payloads as opaque bytes: every
-# encoding runs over the local transport, and each socket transport adds one more.
+# encoding runs over the local transport, every transport in binary, and a few
+# transports once more in another encoding.
 COMBINATIONS = [
     *((t, "binary") for t in TRANSPORTS),
     *(("local", e) for e in ENCODINGS[1:]),
     ("tcp", "json"),
     ("unix", "binary_zstd"),
+    ("wss", "json"),
 ]
+
+
+class _Certificates:
+    """A CA made for this test process, and a certificate for the test server from it."""
+
+    def __init__(self) -> None:
+        import trustme
+
+        from canopy.streams import tls
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("localhost", "127.0.0.1")
+        self._dir = tempfile.mkdtemp(prefix="canopy-certs-")
+        chain, ca_pem = f"{self._dir}/server.pem", f"{self._dir}/ca.pem"
+        cert.private_key_and_cert_chain_pem.write_to_path(chain)
+        ca.cert_pem.write_to_path(ca_pem)
+        self.server = tls.server_context(chain)
+        self.client = tls.client_context(cafile=ca_pem)
+
+
+_certificates: _Certificates | None = None
+
+
+def certificates() -> _Certificates:
+    global _certificates
+    if _certificates is None:
+        _certificates = _Certificates()
+    return _certificates
 
 
 class Widget(b.i_widget):
@@ -135,6 +176,10 @@ class TestService(b.i_test):
     def echo_back(self, widget: Any) -> Any:
         return widget
 
+    async def slow(self, milliseconds: int) -> Any:
+        await asyncio.sleep(milliseconds / 1000)
+        return Widget("late")
+
     async def who(self) -> tuple[int, str, str]:
         await asyncio.sleep(0)  # the caller is still known after the coroutine resumes
         me = canopy.caller()
@@ -157,8 +202,8 @@ class TestService(b.i_test):
 
 class Harness:
     """One mode's host zone and a zone serving ``TestService`` behind ``self.root``: a
-    child zone (``local``), or a peer zone serving over a socket (``tcp``, ``unix``)
-    that the host connects to, both in this process and, in asyncio mode, on one loop."""
+    child zone (``local``), or a peer zone serving at a URL of ``URLS`` that the host
+    connects to, both in this process and, in asyncio mode, on one loop."""
 
     def __init__(
         self,
@@ -187,20 +232,28 @@ class Harness:
             )
             return
         self.service = zone_class("service", limits=limits)
-        if transport == "tcp":
-            url = "tcp://127.0.0.1:0"
-        else:
+        url = URLS[transport]
+        if "{dir}" in url:
             # A short directory of its own: socket paths are limited to about 100 bytes.
             self._dir = tempfile.mkdtemp(prefix="canopy-")
-            url = f"unix:{self._dir}/service.sock"
+            url = url.format(dir=self._dir)
+        secure = "tls" in transport or transport == "wss"
         self.server = self.do(
             self.service.serve,  # type: ignore[attr-defined]
             url,
             lambda z: TestService(),
             b.i_test,
             encodings=encodings,
+            tls=certificates().server if secure else None,
         )
-        self.root = self.do(self.zone.connect, self.server.url, b.i_test, encodings=encodings)  # type: ignore[attr-defined]
+        self.root = self.do(
+            self.zone.connect,  # type: ignore[attr-defined]
+            self.server.url,
+            b.i_test,
+            encodings=encodings,
+            tls=certificates().client if secure else None,
+            server_hostname="localhost" if secure else None,
+        )
 
     def do(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn`` and return its result, awaited in asyncio mode."""

@@ -35,6 +35,7 @@ def test_canopy_exports() -> None:
         "Zone",
         "__version__",
         "acast",
+        "call_timeout",
         "caller",
         "cast",
         "close",

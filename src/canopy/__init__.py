@@ -2,7 +2,7 @@
 
 The public surface: zones (``Zone`` blocking, ``AsyncZone`` asyncio), the servers
 they run (``Server``, ``AsyncServer``), what proxies need (``cast``, ``acast``,
-``close``, ``use_encoding``), what an implementation may ask (``caller``),
+``close``, ``use_encoding``, ``call_timeout``), what an implementation may ask (``caller``),
 compiling IDL (``load_idl``),
 values stored with the schema they travel with (``encode``/``decode``), and
 the errors every call can raise.
@@ -36,7 +36,17 @@ from canopy.errors import (
     TransportError,
 )
 from canopy.generated import decode, encode, validate
-from canopy.runtime import AsyncZone, Caller, Zone, acast, caller, cast, close, use_encoding
+from canopy.runtime import (
+    AsyncZone,
+    Caller,
+    Zone,
+    acast,
+    call_timeout,
+    caller,
+    cast,
+    close,
+    use_encoding,
+)
 
 if TYPE_CHECKING:
     from canopy.idl import IdlError
@@ -105,6 +115,7 @@ __all__ = [
     "Zone",
     "__version__",
     "acast",
+    "call_timeout",
     "caller",
     "cast",
     "close",

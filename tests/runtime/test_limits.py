@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 import canopy
-from behaviour import MODES, TRANSPORTS, Harness, Widget, b
+from behaviour import BASES, MODES, Harness, Widget, b
 from canopy.wire import Limits
 
 
-@pytest.fixture(params=[(m, t) for m in MODES for t in TRANSPORTS], ids=lambda p: "-".join(p))
+@pytest.fixture(params=[(m, t) for m in MODES for t in BASES], ids=lambda p: "-".join(p))
 def h(request: pytest.FixtureRequest) -> Iterator[Harness]:
     mode, transport = request.param
     harness = Harness(mode, Limits(max_exported_objects=3, max_calls_in_flight=2), transport)
@@ -33,7 +33,7 @@ def test_objects_exported_to_one_zone_are_bounded(h: Harness) -> None:
     assert [h.do(w.name) for w in widgets] == ["w1", "fits again"]
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", BASES)
 def test_calls_in_flight_from_one_zone_are_bounded(transport: str) -> None:
     h = Harness("asyncio", Limits(max_calls_in_flight=2), transport)
     gate = asyncio.Event()

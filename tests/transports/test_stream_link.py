@@ -283,6 +283,44 @@ def test_twenty_asyncio_clients_at_once(url: str) -> None:
     asyncio.run(asyncio.wait_for(scenario(), 20))
 
 
+@pytest.mark.parametrize("server_mode", ["blocking", "asyncio"])
+def test_two_hundred_connections_at_once(server_mode: str) -> None:
+    """200 client zones connected to one server at the same time, each calling."""
+    count = 200
+
+    async def clients(url: str) -> None:
+        zones = [canopy.AsyncZone(f"client{i}") for i in range(count)]
+        roots = await asyncio.gather(*(z.connect(url, b.i_test) for z in zones))
+        sums = await asyncio.gather(*(root.add(i, 1) for i, root in enumerate(roots)))
+        assert sums == [i + 1 for i in range(count)]
+        names = await asyncio.gather(
+            *(root.widget_name(Widget(f"w{i}")) for i, root in enumerate(roots))
+        )
+        assert names == [f"w{i}" for i in range(count)]
+        for root in roots:
+            close(root)
+        await asyncio.gather(*(z.aclose() for z in zones))
+
+    if server_mode == "blocking":
+        with canopy.Zone("service") as service:
+            server = service.serve("tcp://127.0.0.1:0", lambda z: Service(), b.i_test)
+            asyncio.run(asyncio.wait_for(clients(server.url), 60))
+            assert until(lambda: clean(service) and not server.links, 10)
+        return
+
+    async def scenario() -> None:
+        async with canopy.AsyncZone("service") as service:
+            server = await service.serve("tcp://127.0.0.1:0", lambda z: Service(), b.i_test)
+            await clients(server.url)
+            for _ in range(500):
+                if clean(service) and not server.links:
+                    break
+                await asyncio.sleep(0.01)
+            assert clean(service) and not server.links
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
 def test_asyncio_posts_are_written_together() -> None:
     class Counting:
         def __init__(self, inner: Any) -> None:

@@ -158,7 +158,6 @@ MESSAGES: list[Message] = [
     GetSchema(5, 1, 2, 3, True),
     NewZoneId(6),
     Cancel(1),
-    Ping(42),
     Pong(42),
 ]
 
@@ -175,6 +174,17 @@ def test_every_message_type_crosses_the_link() -> None:
     received = [e.message for e in server.events() if isinstance(e, MessageReceived)]
     assert len(received) == len(MESSAGES)
     assert all(same(a, b) for a, b in zip(received, MESSAGES, strict=True))
+
+
+def test_a_ping_is_answered_by_the_protocol_itself() -> None:
+    client, server = open_pair()
+    client.send(Ping(42))
+    server.receive_data(client.data_to_send())
+    assert server.events() == []  # liveness is the protocol's business, not the runtime's
+    assert server.wants_write
+    client.receive_data(server.data_to_send())
+    assert client.events() == [MessageReceived(Pong(42))]
+    assert not server.wants_write
 
 
 @settings(max_examples=50, deadline=None)
@@ -238,12 +248,12 @@ def test_sending_over_the_limit_is_refused_locally() -> None:
 def test_a_malformed_frame_is_reported_and_skipped() -> None:
     _, server = open_pair()
     server.receive_data(frame_bytes(b"\x93\x04\x01"))  # a Call with too few fields
-    server.receive_data(frame(Ping(7)))
+    server.receive_data(frame(Cancel(7)))
     [violation, received] = server.events()
     assert isinstance(violation, ProtocolViolation) and not violation.fatal
     assert violation.code is ErrorCode.PROTOCOL_ERROR
     assert violation.reason.startswith("malformed frame: Expected `array` of at least length")
-    assert received == MessageReceived(Ping(7))
+    assert received == MessageReceived(Cancel(7))
     assert server.state is State.OPEN
 
 
@@ -323,12 +333,12 @@ def test_a_second_hello_is_fatal() -> None:
 
 def test_clean_close_is_not_a_failure_on_either_side() -> None:
     client, server = open_pair()
-    client.send(Ping(1))
+    client.send(Cancel(1))
     client.close()
     with pytest.raises(RuntimeError, match="closing"):
-        client.send(Ping(2))
+        client.send(Cancel(2))
     pump(client, server)
-    assert server.events() == [MessageReceived(Ping(1)), LinkClosed(True)]
+    assert server.events() == [MessageReceived(Cancel(1)), LinkClosed(True)]
     assert client.events() == [LinkClosed(True)]
     assert client.state is server.state is State.CLOSED
 

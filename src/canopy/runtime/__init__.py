@@ -9,6 +9,7 @@ and links to zones of other processes over streams (``serve``, ``connect``).
 from __future__ import annotations
 
 import gc
+import ssl
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -17,10 +18,21 @@ from canopy.generated import Interface
 from canopy.runtime._modes import ASYNCIO, BLOCKING, acast, cast
 from canopy.runtime._plans import implemented, interface_class, interface_of
 from canopy.runtime._proxy import Proxy, close
-from canopy.runtime._zone import Caller, Link, Mode, Service, caller, use_encoding
+from canopy.runtime._zone import (
+    DEFAULT_CALL_TIMEOUT,
+    KEEPALIVE,
+    Caller,
+    Link,
+    Mode,
+    Service,
+    call_timeout,
+    caller,
+    use_encoding,
+)
 from canopy.wire import ENCODINGS, Encoding, Limits, ObjectRef, Reply, encoding_of
 
 if TYPE_CHECKING:
+    from canopy.streams import AsyncTransform, Layering, Transform
     from canopy.transports.server import AsyncServer, Server
     from canopy.transports.stream import AsyncStreamLink, StreamLink
 
@@ -51,11 +63,12 @@ class _Zone(Service):
         factory: Callable[[Any], Interface],
         interface: type[Interface],
         encodings: Sequence[Encoding | str],
+        call_timeout: float | None,
     ) -> Any:
         from canopy.transports.local import join
 
         root, interface_id = _make_root(child, factory, interface)
-        near, _ = join(self, child, root, interface_id, _encodings(encodings))
+        near, _ = join(self, child, root, interface_id, _encodings(encodings), call_timeout)
         with self.inside():
             return self.object_for(
                 ObjectRef(child.id, near.root[0], interface_id, 0), near, interface
@@ -135,6 +148,7 @@ class Zone(_Zone):
         interface: Callable[..., I],
         *,
         encodings: Sequence[Encoding | str] = ENCODINGS,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
     ) -> I:
         """Create a child zone in this process serving ``factory(child)``; return a proxy.
 
@@ -142,7 +156,9 @@ class Zone(_Zone):
         across a network; the child zone lives while references into it do.
         """
         cls = interface_class(interface)
-        result: I = self._child(Zone(name, limits=self.limits), factory, cls, encodings)
+        result: I = self._child(
+            Zone(name, limits=self.limits), factory, cls, encodings, call_timeout
+        )
         return result
 
     def serve(
@@ -152,18 +168,35 @@ class Zone(_Zone):
         interface: Callable[..., Any],
         *,
         encodings: Sequence[Encoding | str] = ENCODINGS,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
+        origins: Sequence[str] | None = None,
+        keepalive: float | None = KEEPALIVE,
+        transform: Transform | None = None,
     ) -> Server:
         """Accept connections at ``url``, serving each ``factory(zone)`` as its root.
 
         ``url`` is ``tcp://host:port`` (port 0: a free port; the server's ``url``
-        says which) or ``unix:/path``. Each connection is a peer zone; it holds
-        its root while it wants, and everything it held goes when it leaves.
+        says which), ``unix:/path``, ``tls://``, ``ws://host:port/path``, ``wss://``
+        or a base with layers (``tcp+zstd://``, ``unix+tls:/path``). TLS needs
+        ``tls=canopy.streams.tls.server_context(certfile, keyfile)``; a WebSocket
+        server accepts browsers from ``origins`` only, when given. ``transform``
+        sees each connection's stream once its layers are ready and returns the
+        stream to use, or raises to refuse it. Each connection is a peer zone; it
+        holds its root while it wants, and everything it held goes when it leaves.
         Closing the zone closes the server.
         """
         from canopy.transports.server import Server
 
         server = Server(
-            self, url, self._root_factory(factory, interface), encodings=_encodings(encodings)
+            self,
+            url,
+            self._root_factory(factory, interface),
+            encodings=_encodings(encodings),
+            options=_server_options(tls, origins),
+            transform=transform,
+            call_timeout=call_timeout,
+            keepalive=keepalive,
         )
         self._servers.append(server)
         return server
@@ -175,14 +208,25 @@ class Zone(_Zone):
         *,
         root: Interface | None = None,
         encodings: Sequence[Encoding | str] = ENCODINGS,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
         timeout: float | None = None,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        origin: str | None = None,
+        keepalive: float | None = KEEPALIVE,
     ) -> I:
         """Link to the server at ``url`` and return a proxy of its root as ``interface``.
 
         ``root``, if given, is offered to the server, which then holds it for
-        the connection. ``timeout`` bounds connecting and the handshake (10 s by
-        default). Calls block; the calling thread does its own socket I/O.
-        Raises ``TransportError`` if the server cannot be reached.
+        the connection. ``timeout`` bounds connecting and the handshakes (10 s by
+        default). Over TLS the server is verified against ``tls`` (default: the
+        system's trusted certificates) and the URL's host, or ``server_hostname``;
+        ``canopy.streams.tls.client_context(certfile=, keyfile=)`` adds a client
+        certificate. ``origin`` is the Origin a WebSocket client sends. A call
+        waits ``call_timeout`` seconds for its reply (None: no limit; see
+        ``canopy.call_timeout`` for one block of calls), then raises
+        ``CallTimeout``. Calls block; the calling thread does its own socket I/O.
+        Raises ``TransportError`` if the server cannot be reached or verified.
         """
         from canopy.transports.stream import connect
 
@@ -194,6 +238,9 @@ class Zone(_Zone):
             root_interface=_offered(root),
             encodings=_encodings(encodings),
             timeout=timeout,
+            options=_client_options(tls, server_hostname, origin, timeout),
+            call_timeout=call_timeout,
+            keepalive=keepalive,
         )
         try:
             proxy, check = self._linked_root(link, cls, url)
@@ -227,6 +274,7 @@ class AsyncZone(_Zone):
         interface: Callable[..., A],
         *,
         encodings: Sequence[Encoding | str] = ENCODINGS,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
     ) -> A:
         """Create a child zone in this process serving ``factory(child)``; return a proxy.
 
@@ -234,7 +282,9 @@ class AsyncZone(_Zone):
         that type-checks as awaited (the interface class itself works too, untyped).
         """
         cls = interface_class(interface)
-        result: A = self._child(AsyncZone(name, limits=self.limits), factory, cls, encodings)
+        result: A = self._child(
+            AsyncZone(name, limits=self.limits), factory, cls, encodings, call_timeout
+        )
         return result
 
     async def serve(
@@ -244,12 +294,25 @@ class AsyncZone(_Zone):
         interface: Callable[..., Any],
         *,
         encodings: Sequence[Encoding | str] = ENCODINGS,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
+        origins: Sequence[str] | None = None,
+        keepalive: float | None = KEEPALIVE,
+        transform: AsyncTransform | None = None,
     ) -> AsyncServer:
-        """Accept connections at ``url`` on the running loop; see ``Zone.serve``."""
+        """Accept connections at ``url`` on the running loop; see ``Zone.serve``
+        (``transform`` is an async function here)."""
         from canopy.transports.server import AsyncServer
 
         server = await AsyncServer.start(
-            self, url, self._root_factory(factory, interface), encodings=_encodings(encodings)
+            self,
+            url,
+            self._root_factory(factory, interface),
+            encodings=_encodings(encodings),
+            options=_server_options(tls, origins),
+            transform=transform,
+            call_timeout=call_timeout,
+            keepalive=keepalive,
         )
         self._servers.append(server)
         return server
@@ -261,7 +324,12 @@ class AsyncZone(_Zone):
         *,
         root: Interface | None = None,
         encodings: Sequence[Encoding | str] = ENCODINGS,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
         timeout: float | None = None,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        origin: str | None = None,
+        keepalive: float | None = KEEPALIVE,
     ) -> A:
         """Link to the server at ``url``; return a proxy of its root (see ``Zone.connect``)."""
         from canopy.transports.stream import aconnect
@@ -274,6 +342,9 @@ class AsyncZone(_Zone):
             root_interface=_offered(root),
             encodings=_encodings(encodings),
             timeout=timeout,
+            options=_client_options(tls, server_hostname, origin, timeout),
+            call_timeout=call_timeout,
+            keepalive=keepalive,
         )
         try:
             proxy, check = self._linked_root(link, cls, url)
@@ -329,6 +400,29 @@ def _make_root(
     return root, info.id
 
 
+def _client_options(
+    tls: ssl.SSLContext | None,
+    server_hostname: str | None,
+    origin: str | None,
+    timeout: float | None,
+) -> Layering:
+    # Imported here: the runtime knows messages, and streams load with the first link.
+    from canopy.streams import HANDSHAKE_TIMEOUT, Layering
+
+    return Layering(
+        tls=tls,
+        server_hostname=server_hostname,
+        origin=origin,
+        timeout=HANDSHAKE_TIMEOUT if timeout is None else timeout,
+    )
+
+
+def _server_options(tls: ssl.SSLContext | None, origins: Sequence[str] | None) -> Layering:
+    from canopy.streams import Layering
+
+    return Layering(tls=tls, origins=origins)
+
+
 def _encodings(encodings: Sequence[Encoding | str]) -> tuple[Encoding, ...]:
     """The encodings a zone accepts, in its order of preference, named or numbered."""
     if isinstance(encodings, str):
@@ -358,6 +452,7 @@ __all__ = [
     "Service",
     "Zone",
     "acast",
+    "call_timeout",
     "caller",
     "cast",
     "close",

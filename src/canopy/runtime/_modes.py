@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from inspect import CO_COROUTINE
 from typing import Any, TypeVar
 
-from canopy.errors import InvalidCast
+from canopy.errors import CallTimeout, InvalidCast
 from canopy.generated import Interface
 from canopy.runtime._plans import MethodPlan, interface_class, interface_of
 from canopy.runtime._proxy import Proxy, new_proxy
-from canopy.runtime._zone import Dispatch, Link, Service, _caller
+from canopy.runtime._zone import Dispatch, Link, Service, _caller, timeout_for
 
 _runners = threading.local()
 I = TypeVar("I")  # noqa: E741 - reads as "interface"
@@ -93,7 +93,10 @@ class BlockingMode:
             zone = self._canopy_zone
             with zone.inside():
                 link, call_id = zone.begin_call(self, p, args, kwargs)
-                return link.wait(call_id)
+                try:
+                    return link.wait(call_id, timeout_for(link))
+                except CallTimeout as e:
+                    raise CallTimeout(f"{p.qualified_name}: {e.message}") from None
 
         def call(self: Proxy, *args: Any, **kwargs: Any) -> Any:
             # An ``async def`` implementation served by the blocking runtime awaits
@@ -131,7 +134,10 @@ class AsyncMode:
             zone = self._canopy_zone
             with zone.inside():
                 link, call_id = zone.begin_call(self, p, args, kwargs)
-            return await link.wait_async(call_id)
+            try:
+                return await link.wait_async(call_id, timeout_for(link))
+            except CallTimeout as e:
+                raise CallTimeout(f"{p.qualified_name}: {e.message}") from None
 
         call.__name__ = p.info.python_name
         return call
@@ -229,7 +235,7 @@ def cast(proxy: object, cls: Callable[..., I]) -> I:
         result: I = step
         return result
     proxy, zone, link, call_id = step
-    result = _cast_result(proxy, iface, zone, link.wait(call_id))
+    result = _cast_result(proxy, iface, zone, link.wait(call_id, timeout_for(link)))
     return result
 
 
@@ -243,5 +249,5 @@ async def acast(proxy: object, cls: Callable[..., I]) -> I:
         result: I = step
         return result
     proxy, zone, link, call_id = step
-    result = _cast_result(proxy, iface, zone, await link.wait_async(call_id))
+    result = _cast_result(proxy, iface, zone, await link.wait_async(call_id, timeout_for(link)))
     return result

@@ -88,6 +88,7 @@ class Link(Protocol):
 
     peer: int  # the zone at the other end
     protocol: Endpoint  # the link's protocol endpoint: its encodings, among others
+    call_timeout: float | None  # seconds a call waits for its reply; None: no limit
 
     @property
     def info(self) -> Mapping[str, Any]:
@@ -104,9 +105,11 @@ class Link(Protocol):
         moment the reply arrives, in link order (before any message sent after it)."""
         ...
 
-    def wait(self, call_id: int) -> Any: ...
+    def wait(self, call_id: int, timeout: float | None = None) -> Any:
+        """The outcome of call ``call_id``; ``CallTimeout`` after ``timeout`` seconds."""
+        ...
 
-    async def wait_async(self, call_id: int) -> Any: ...
+    async def wait_async(self, call_id: int, timeout: float | None = None) -> Any: ...
 
 
 class Mode(Protocol):
@@ -168,6 +171,41 @@ def caller() -> Caller:
     if found is None:
         raise RuntimeError("canopy.caller() is only known inside a call being served")
     return found
+
+
+DEFAULT_CALL_TIMEOUT = 30.0
+"""Seconds a call waits for its reply unless its link or ``call_timeout`` says otherwise."""
+KEEPALIVE = 30.0
+"""Seconds of silence after which a link to another process pings its peer; as long again
+without an answer and the link is declared dead."""
+
+_timeout: contextvars.ContextVar[tuple[float | None] | None] = contextvars.ContextVar(
+    "canopy_call_timeout", default=None
+)
+
+
+@contextlib.contextmanager
+def call_timeout(seconds: float | None) -> Iterator[None]:
+    """Calls made inside the block wait at most ``seconds`` for their reply (``None``: no
+    limit), whatever their links' own ``call_timeout``; then ``CallTimeout``.
+
+    The callee is told the call was abandoned and a late reply is dropped (any
+    references in it are released). A blocking call between zones of one
+    process runs on the caller's thread and cannot be interrupted.
+    """
+    if seconds is not None and seconds <= 0:
+        raise ValueError(f"a call timeout is a positive number of seconds, not {seconds!r}")
+    token = _timeout.set((seconds,))
+    try:
+        yield
+    finally:
+        _timeout.reset(token)
+
+
+def timeout_for(link: Link) -> float | None:
+    """How long a call on ``link`` made now may wait for its reply."""
+    chosen = _timeout.get()
+    return chosen[0] if chosen is not None else link.call_timeout
 
 
 def _nested_ref(zone: Service, link: Link, value: Any) -> ObjectRef:

@@ -11,6 +11,7 @@ queue per link on the running loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
@@ -18,10 +19,11 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from canopy.errors import CallCancelled, ProtocolError, TransportError
-from canopy.runtime._zone import Service
+from canopy.errors import CallCancelled, CallTimeout, CanopyError, ProtocolError, TransportError
+from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, Service
 from canopy.wire import (
     ENCODINGS,
+    Cancel,
     Encoding,
     HandshakeComplete,
     LinkClosed,
@@ -61,9 +63,11 @@ class LocalLink:
         self._handlers: dict[int, Callable[[Reply], Any]] = {}
         self._outcomes: dict[int, tuple[bool, Any]] = {}  # blocking: call id -> (ok, value)
         self._futures: dict[int, asyncio.Future[Any]] = {}
+        self._abandoned: set[int] = set()
         self.inbound: asyncio.Queue[Any] | None = None  # asyncio mode: calls and posts in order
         self.consumer: asyncio.Task[None] | None = None
         self.closed = False
+        self.call_timeout: float | None = DEFAULT_CALL_TIMEOUT
 
     def __repr__(self) -> str:
         return f"<LocalLink {self.zone.name!r} -> {self.peer:#x}>"
@@ -90,7 +94,8 @@ class LocalLink:
             data = self.protocol.data_to_send()
         self.other.deliver(data)
 
-    def wait(self, call_id: int) -> Any:
+    def wait(self, call_id: int, timeout: float | None = None) -> Any:
+        # The callee ran on this thread before this is reached: there is no waiting.
         outcome = self._outcomes.pop(call_id, None)
         if outcome is None:
             self._handlers.pop(call_id, None)
@@ -101,14 +106,32 @@ class LocalLink:
             raise value
         return value
 
-    async def wait_async(self, call_id: int) -> Any:
+    async def wait_async(self, call_id: int, timeout: float | None = None) -> Any:
         future = self._futures.get(call_id)
         if future is None:
             raise CallCancelled(f"call {call_id} is unknown on this link")
+        loop = asyncio.get_running_loop()
+        timer = (
+            None if timeout is None else loop.call_later(timeout, self._expire, call_id, timeout)
+        )
         try:
             return await future
         finally:
             self._futures.pop(call_id, None)
+            if timer is not None:
+                timer.cancel()
+
+    def _expire(self, call_id: int, timeout: float) -> None:
+        future = self._futures.pop(call_id, None)
+        if future is not None and not future.done():
+            # A late reply finds no future and no outcome slot: it is decoded, and
+            # whatever it held is released with it.
+            self._abandoned.add(call_id)
+            with contextlib.suppress(CanopyError):
+                self.send(Cancel(call_id))
+            future.set_exception(
+                CallTimeout(f"no reply from zone {self.peer:#x} within {timeout:g} s")
+            )
 
     # -- receiving
 
@@ -118,8 +141,8 @@ class LocalLink:
             events = self.protocol.events()
         for event in events:
             self._event(event)
-        if not all(isinstance(e, MessageReceived) for e in events):
-            self.pump()  # the protocol answered by itself (a refused frame's Reply)
+        if self.protocol.wants_write:
+            self.pump()  # the protocol answered by itself (a refused frame's Reply, a Pong)
 
     def pump(self) -> None:
         """Move what the protocol has queued (the handshake) to the other side."""
@@ -156,7 +179,9 @@ class LocalLink:
             except Exception as e:
                 outcome = (False, e)
         future = self._futures.get(reply.id)
-        if future is None:
+        if reply.id in self._abandoned:
+            self._abandoned.discard(reply.id)
+        elif future is None:
             self._outcomes[reply.id] = outcome
         elif not future.done():
             if outcome[0]:
@@ -192,6 +217,7 @@ def join(
     root: Any,
     interface: int,
     encodings: tuple[Encoding, ...] = ENCODINGS,
+    call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
 ) -> tuple[LocalLink, LocalLink]:
     """Link ``parent`` to ``child``, whose ``root`` object the parent then holds."""
     stub = child.export(root)
@@ -204,6 +230,7 @@ def join(
         root_interface=interface,
     )
     near.other, far.other = far, near
+    near.call_timeout = far.call_timeout = call_timeout
     near.pump()  # Hello, then Welcome comes back through far.send
     far.pump()
     if not near.peer or not far.peer:

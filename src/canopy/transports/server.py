@@ -2,20 +2,37 @@
 connection) or on an asyncio loop, and serve each connection a root of its own.
 
 A server owns its listener and the links it accepted until they end; closing it
-stops accepting and closes them all.
+stops accepting and closes them all. An accepted stream is first made ready by
+the URL's layers (a TLS handshake, the WebSocket upgrade) and then by the
+user's transform, if any, on a thread or task of its own: a connection that
+stalls or is refused there is closed and holds up no other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from canopy.runtime._zone import Service
-from canopy.streams import AsyncListener, Listener, alisten, listen
+from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, KEEPALIVE, Service
+from canopy.streams import (
+    NO_OPTIONS,
+    AsyncListener,
+    AsyncStream,
+    AsyncTransform,
+    Layering,
+    Listener,
+    Stream,
+    Transform,
+    alayering,
+    alisten,
+    layering,
+    listen,
+)
 from canopy.transports.stream import (
     CLOSE_TIMEOUT,
     HANDSHAKE_TIMEOUT,
@@ -42,8 +59,12 @@ class _Serving:
         encodings: tuple[Encoding, ...],
         handshake_timeout: float,
         close_timeout: float,
+        call_timeout: float | None,
+        keepalive: float | None,
     ) -> None:
         self.zone = zone
+        self._call_timeout = call_timeout
+        self._keepalive = keepalive
         self._factory = factory
         self._encodings = encodings
         self._handshake_timeout = handshake_timeout
@@ -96,8 +117,16 @@ class Server(_Serving):
         encodings: tuple[Encoding, ...] = ENCODINGS,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         close_timeout: float = CLOSE_TIMEOUT,
+        options: Layering = NO_OPTIONS,
+        transform: Transform | None = None,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+        keepalive: float | None = KEEPALIVE,
     ) -> None:
-        super().__init__(zone, factory, encodings, handshake_timeout, close_timeout)
+        super().__init__(
+            zone, factory, encodings, handshake_timeout, close_timeout, call_timeout, keepalive
+        )
+        layers = layering(url, _timed(options, handshake_timeout))
+        self._prepare = _chain(layers, transform)
         self._listener: Listener = listen(url)
         self._thread = threading.Thread(
             target=self._accept, name=f"canopy-accept-{zone.name}", daemon=True
@@ -117,25 +146,49 @@ class Server(_Serving):
             stream = self._listener.accept()
             if stream is None:
                 return
-            made = self._root()
-            if made is None:
-                stream.close()
+            if self._prepare is None:
+                self._serve(stream)
                 continue
-            link = BlockingStreamLink(
-                self.zone,
-                stream,
-                Role.ACCEPTING,
-                root=made[0],
-                root_interface=made[1],
-                encodings=self._encodings,
-                close_timeout=self._close_timeout,
-                on_end=self._forget,
-            )
-            del made
-            if not self._adopt(link):
-                link.abort("the server closed")
-                continue
-            link.start(self._handshake_timeout)
+            threading.Thread(
+                target=self._welcome, args=(stream,), name="canopy-welcome", daemon=True
+            ).start()
+
+    def _welcome(self, stream: Stream) -> None:
+        """Make an accepted stream ready (handshakes, the user's check), then serve it."""
+        assert self._prepare is not None  # noqa: S101 - only called with one
+        try:
+            ready = self._prepare(stream)
+        except Exception as e:
+            log.info("%r: a connection was refused: %s", self, e)
+            stream.close()
+            return
+        self._serve(ready)
+
+    def _serve(self, stream: Stream) -> None:
+        if self.closed:
+            stream.close()
+            return
+        made = self._root()
+        if made is None:
+            stream.close()
+            return
+        link = BlockingStreamLink(
+            self.zone,
+            stream,
+            Role.ACCEPTING,
+            root=made[0],
+            root_interface=made[1],
+            encodings=self._encodings,
+            close_timeout=self._close_timeout,
+            call_timeout=self._call_timeout,
+            keepalive=self._keepalive,
+            on_end=self._forget,
+        )
+        del made
+        if not self._adopt(link):
+            link.abort("the server closed")
+            return
+        link.start(self._handshake_timeout)
 
     def close(self) -> None:
         """Stop accepting and close every connection: each peer is told goodbye, its
@@ -172,9 +225,18 @@ class AsyncServer(_Serving):
         encodings: tuple[Encoding, ...] = ENCODINGS,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         close_timeout: float = CLOSE_TIMEOUT,
+        options: Layering = NO_OPTIONS,
+        transform: AsyncTransform | None = None,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+        keepalive: float | None = KEEPALIVE,
     ) -> None:
-        super().__init__(zone, factory, encodings, handshake_timeout, close_timeout)
+        super().__init__(
+            zone, factory, encodings, handshake_timeout, close_timeout, call_timeout, keepalive
+        )
         self._listener = listener
+        layers = alayering(listener.url, _timed(options, handshake_timeout))
+        self._prepare = _achain(layers, transform)
+        self._welcoming: set[asyncio.Task[None]] = set()
         self._task = asyncio.get_running_loop().create_task(self._accept())
 
     @classmethod
@@ -187,7 +249,12 @@ class AsyncServer(_Serving):
         encodings: tuple[Encoding, ...] = ENCODINGS,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         close_timeout: float = CLOSE_TIMEOUT,
+        options: Layering = NO_OPTIONS,
+        transform: AsyncTransform | None = None,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+        keepalive: float | None = KEEPALIVE,
     ) -> AsyncServer:
+        alayering(url, options)  # a TLS URL without a certificate fails before listening
         listener = await alisten(url)
         return cls(
             zone,
@@ -196,6 +263,10 @@ class AsyncServer(_Serving):
             encodings=encodings,
             handshake_timeout=handshake_timeout,
             close_timeout=close_timeout,
+            options=options,
+            transform=transform,
+            call_timeout=call_timeout,
+            keepalive=keepalive,
         )
 
     @property
@@ -212,25 +283,53 @@ class AsyncServer(_Serving):
             stream = await self._listener.accept()
             if stream is None:
                 return
-            made = self._root()
-            if made is None:
-                await stream.close()
+            if self._prepare is None:
+                await self._serve(stream)
                 continue
-            link = AsyncStreamLink(
-                self.zone,
-                stream,
-                Role.ACCEPTING,
-                root=made[0],
-                root_interface=made[1],
-                encodings=self._encodings,
-                close_timeout=self._close_timeout,
-                on_end=self._forget,
-            )
-            del made
-            if not self._adopt(link):
-                link.abort("the server closed")
-                continue
-            loop.call_later(self._handshake_timeout, link._expire, self._handshake_timeout)
+            task = loop.create_task(self._welcome(stream))
+            self._welcoming.add(task)
+            task.add_done_callback(self._welcoming.discard)
+
+    async def _welcome(self, stream: AsyncStream) -> None:
+        assert self._prepare is not None  # noqa: S101 - only called with one
+        try:
+            ready = await self._prepare(stream)
+        except asyncio.CancelledError:
+            await stream.close()
+            raise
+        except Exception as e:
+            log.info("%r: a connection was refused: %s", self, e)
+            await stream.close()
+            return
+        await self._serve(ready)
+
+    async def _serve(self, stream: AsyncStream) -> None:
+        if self.closed:
+            await stream.close()
+            return
+        made = self._root()
+        if made is None:
+            await stream.close()
+            return
+        link = AsyncStreamLink(
+            self.zone,
+            stream,
+            Role.ACCEPTING,
+            root=made[0],
+            root_interface=made[1],
+            encodings=self._encodings,
+            close_timeout=self._close_timeout,
+            call_timeout=self._call_timeout,
+            keepalive=self._keepalive,
+            on_end=self._forget,
+        )
+        del made
+        if not self._adopt(link):
+            link.abort("the server closed")
+            return
+        asyncio.get_running_loop().call_later(
+            self._handshake_timeout, link._expire, self._handshake_timeout
+        )
 
     def close(self) -> None:
         """Stop accepting and start closing every connection (see ``wait_closed``)."""
@@ -240,11 +339,13 @@ class AsyncServer(_Serving):
             self.closed = True
             links = list(self._links)
         self._listener.close()
+        for task in list(self._welcoming):
+            task.cancel()
         for link in links:
             link.close()
 
     async def wait_closed(self) -> None:
-        await asyncio.wait([self._task])
+        await asyncio.wait([self._task, *self._welcoming])
         with self._lock:
             links = [link for link in self._links if isinstance(link, AsyncStreamLink)]
         for link in links:
@@ -256,3 +357,28 @@ class AsyncServer(_Serving):
     async def __aexit__(self, *exc: object) -> None:
         self.close()
         await self.wait_closed()
+
+
+def _timed(options: Layering, handshake_timeout: float) -> Layering:
+    """The layers' handshakes share the server's handshake timeout unless set apart."""
+    if options.timeout != NO_OPTIONS.timeout:
+        return options
+    return dataclasses.replace(options, timeout=handshake_timeout)
+
+
+def _chain(layers: Transform | None, transform: Transform | None) -> Transform | None:
+    if layers is None or transform is None:
+        return layers or transform
+    return lambda stream: transform(layers(stream))
+
+
+def _achain(
+    layers: AsyncTransform | None, transform: AsyncTransform | None
+) -> AsyncTransform | None:
+    if layers is None or transform is None:
+        return layers or transform
+
+    async def both(stream: AsyncStream) -> AsyncStream:
+        return await transform(await layers(stream))
+
+    return both

@@ -44,16 +44,25 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from canopy.errors import CallCancelled, CanopyError, LimitExceeded, RpcError, TransportError
+from canopy.errors import (
+    CallCancelled,
+    CallTimeout,
+    CanopyError,
+    LimitExceeded,
+    RpcError,
+    TransportError,
+)
 from canopy.runtime._tables import SHARED
-from canopy.runtime._zone import Dispatch, Service
-from canopy.streams import AsyncStream, Stream
+from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, KEEPALIVE, Dispatch, Service
+from canopy.streams import NO_OPTIONS, AsyncStream, Layering, Stream
 from canopy.streams import aconnect as open_async_stream
 from canopy.streams import connect as open_stream
+from canopy.transports._watchdog import WATCHDOG
 from canopy.transports._workers import Workers
 from canopy.wire import (
     ENCODINGS,
     Call,
+    Cancel,
     Encoding,
     Event,
     HandshakeComplete,
@@ -61,6 +70,7 @@ from canopy.wire import (
     Message,
     MessageReceived,
     ObjectRef,
+    Ping,
     Post,
     Protocol,
     ProtocolViolation,
@@ -73,6 +83,8 @@ log = logging.getLogger("canopy.transports.stream")
 
 HANDSHAKE_TIMEOUT = 10.0
 """Seconds a new link may take to complete its handshake before it is dropped."""
+DEAD_AFTER = 10.0
+"""Seconds a link waits for any sign of life after a ping before it is declared dead."""
 CLOSE_TIMEOUT = 1.0
 """Seconds a closing link waits for the peer to acknowledge its goodbye."""
 
@@ -91,6 +103,8 @@ class StreamLink:
         root_interface: int = 0,
         encodings: tuple[Encoding, ...] = ENCODINGS,
         close_timeout: float = CLOSE_TIMEOUT,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+        keepalive: float | None = KEEPALIVE,
         on_end: Callable[[StreamLink], None] | None = None,
     ) -> None:
         stub = zone.export(root) if root is not None else None
@@ -104,11 +118,19 @@ class StreamLink:
             zone.limits,
             root_object=stub.object_id if stub is not None else 0,
             root_interface=root_interface if stub is not None else 0,
+            # A blocking client reads while it calls, and otherwise only while the
+            # peer holds its objects: it cannot promise to answer an idle ping.
+            quiet=role is Role.CONNECTING and zone.mode.name == "blocking",
         )
         self.inbound: asyncio.Queue[Any] | None = None  # asyncio mode: calls and posts in order
         self.consumer: asyncio.Task[None] | None = None
         self.closed = False
         self.close_timeout = close_timeout
+        self.call_timeout = call_timeout
+        self.keepalive = keepalive
+        self._abandoned: set[int] = set()  # calls that timed out: a late reply is dropped
+        self._pings = itertools.count(1)
+        self._received_at = time.monotonic()
         # The root is held here until the handshake grants it to the peer: the stub
         # alone holds it weakly, and nothing else may hold a factory's fresh object.
         self._root = root
@@ -245,15 +267,54 @@ class StreamLink:
     def _cancelled(self, call_id: int, error: CanopyError) -> CanopyError:
         return type(error)(f"call {call_id} to zone {self.peer:#x} got no reply: {error}")
 
+    def _abandon(self, call_id: int, timeout: float) -> RpcError:
+        """Give up on call ``call_id``: tell the callee, and drop its reply if one comes."""
+        self._abandoned.add(call_id)
+        with contextlib.suppress(CanopyError):
+            self.send(Cancel(call_id))
+        return CallTimeout(f"no reply from zone {self.peer:#x} within {timeout:g} s")
+
+    def _poke(self, dead_after: float = DEAD_AFTER) -> None:
+        """Make the peer send something (a Pong), so that a thread blocked reading wakes;
+        if nothing at all arrives within ``dead_after`` seconds the link is dead."""
+        if self.closed:
+            return
+        poked = time.monotonic()
+        with contextlib.suppress(CanopyError):
+            self.send(Ping(next(self._pings)))
+
+        def check() -> None:
+            if not self.closed and self._received_at < poked:
+                self.abort(f"the peer sent nothing for {dead_after:g} s after a ping")
+
+        self._schedule(poked + dead_after, check)
+
+    def _start_keepalive(self) -> None:
+        if self.keepalive is not None:
+            self._schedule(time.monotonic() + self.keepalive, self._keepalive)
+
+    def _keepalive(self) -> None:
+        """Ping a link silent for ``keepalive`` seconds; one silent for as long again after
+        it is dead (``_poke``)."""
+        interval = self.keepalive
+        if self.closed or interval is None:
+            return
+        now = time.monotonic()
+        if now - self._received_at >= interval and self._hears() and not self.protocol.peer_quiet:
+            self._poke(interval)
+            self._schedule(now + 2 * interval, self._keepalive)
+        else:
+            self._schedule(max(self._received_at, now - interval) + interval, self._keepalive)
+
     # -- what each form does its own way
 
     def send(self, message: Message) -> None:
         raise NotImplementedError
 
-    def wait(self, call_id: int) -> Any:
+    def wait(self, call_id: int, timeout: float | None = None) -> Any:
         raise NotImplementedError
 
-    async def wait_async(self, call_id: int) -> Any:
+    async def wait_async(self, call_id: int, timeout: float | None = None) -> Any:
         raise NotImplementedError
 
     def _dispatch(self, d: Dispatch) -> None:
@@ -266,6 +327,14 @@ class StreamLink:
         raise NotImplementedError
 
     def _handshake_done(self) -> None:
+        raise NotImplementedError
+
+    def _schedule(self, when: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` at ``time.monotonic()`` ``when``, where this form runs such things."""
+        raise NotImplementedError
+
+    def _hears(self) -> bool:
+        """Whether someone reads the stream now, so that a Pong would be seen."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -296,6 +365,8 @@ class BlockingStreamLink(StreamLink):
         root_interface: int = 0,
         encodings: tuple[Encoding, ...] = ENCODINGS,
         close_timeout: float = CLOSE_TIMEOUT,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+        keepalive: float | None = KEEPALIVE,
         on_end: Callable[[StreamLink], None] | None = None,
     ) -> None:
         super().__init__(
@@ -305,6 +376,8 @@ class BlockingStreamLink(StreamLink):
             root_interface=root_interface,
             encodings=encodings,
             close_timeout=close_timeout,
+            call_timeout=call_timeout,
+            keepalive=keepalive,
             on_end=on_end,
         )
         self.stream = stream
@@ -348,6 +421,15 @@ class BlockingStreamLink(StreamLink):
     def _handshake_done(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        self._start_keepalive()
+
+    def _schedule(self, when: float, fn: Callable[[], None]) -> None:
+        WATCHDOG.at(when, fn)
+
+    def _hears(self) -> bool:
+        # An idle blocking client reads nobody's replies: it learns of a dead peer
+        # at its next call, and has nothing pending meanwhile.
+        return self._reading or self._wants_reader()
 
     # -- the Link protocol
 
@@ -363,8 +445,23 @@ class BlockingStreamLink(StreamLink):
                 return
             self._flush()
 
-    def wait(self, call_id: int) -> Any:
-        self._lead_until(lambda: call_id not in self._handlers)
+    def wait(self, call_id: int, timeout: float | None = None) -> Any:
+        if timeout is None:
+            self._lead_until(lambda: call_id not in self._handlers)
+        else:
+            # A reader blocked on the socket cannot see the deadline pass: the watchdog
+            # pokes the peer then, and the answer wakes the reader.
+            deadline = time.monotonic() + timeout
+            token = WATCHDOG.at(deadline, self._poke)
+            try:
+                self._lead_until(lambda: call_id not in self._handlers, deadline, wake=False)
+            finally:
+                WATCHDOG.cancel(token)
+            if call_id in self._handlers and not self.closed:
+                error = self._abandon(call_id, timeout)
+                if call_id not in self._outcomes:  # or the reply came in meanwhile
+                    raise error
+                self._abandoned.discard(call_id)
         outcome = self._outcomes.pop(call_id, None)
         if outcome is None:
             why = "the link closed" if self.closed else "the call was never sent"
@@ -374,10 +471,14 @@ class BlockingStreamLink(StreamLink):
             raise value
         return value
 
-    async def wait_async(self, call_id: int) -> Any:
+    async def wait_async(self, call_id: int, timeout: float | None = None) -> Any:
         raise RuntimeError(f"{self!r} is a blocking link: its replies are waited for, not awaited")
 
     def _deliver(self, call_id: int, outcome: tuple[bool, Any]) -> None:
+        if call_id in self._abandoned:
+            self._abandoned.discard(call_id)
+            self._handlers.pop(call_id, None)
+            return  # its caller gave up; what the reply held is released with it
         # The outcome is stored before the handler goes: a waiter that finds the
         # handler gone then always finds its outcome.
         self._outcomes[call_id] = outcome
@@ -400,10 +501,14 @@ class BlockingStreamLink(StreamLink):
         done: Callable[[], bool],
         deadline: float | None = None,
         on_expiry: Callable[[], None] | None = None,
+        *,
+        wake: bool = True,
     ) -> None:
         """Return once ``done()``: reading the stream while nobody else does, waiting
         for the reader otherwise. Past ``deadline``, ``on_expiry`` runs (it must end
-        the link or make ``done()`` true) and this returns."""
+        the link or make ``done()`` true) and this returns. A reader blocked past the
+        deadline is woken by closing the stream, unless ``wake`` is false (someone
+        else makes the peer send something)."""
         cond = self._cond
         with cond:
             while not done():
@@ -418,7 +523,7 @@ class BlockingStreamLink(StreamLink):
                 self._reading = True
                 cond.release()
                 timer = None
-                if remaining is not None:
+                if remaining is not None and wake:
                     # Only closing the stream wakes a thread blocked reading it.
                     timer = threading.Timer(remaining, on_expiry or self._close_stream)
                     timer.daemon = True
@@ -442,6 +547,7 @@ class BlockingStreamLink(StreamLink):
             data: bytes | None = self.stream.receive()
         except OSError as e:
             data, why = None, str(e) or type(e).__name__
+        self._received_at = time.monotonic()
         with self.zone.inside():
             with self._plock:
                 if data is None:
@@ -453,8 +559,8 @@ class BlockingStreamLink(StreamLink):
             self._handle(events)
             if ended:
                 self._close_stream()
-            elif not all(isinstance(e, MessageReceived) for e in events):
-                self._dirty = True  # the protocol answered by itself (a Welcome)
+            elif self.protocol.wants_write:
+                self._dirty = True  # the protocol answered by itself (a Welcome, a Pong)
                 self._flush()
 
     def _wants_reader(self) -> bool:
@@ -675,6 +781,8 @@ class AsyncStreamLink(StreamLink):
         root_interface: int = 0,
         encodings: tuple[Encoding, ...] = ENCODINGS,
         close_timeout: float = CLOSE_TIMEOUT,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+        keepalive: float | None = KEEPALIVE,
         on_end: Callable[[StreamLink], None] | None = None,
     ) -> None:
         super().__init__(
@@ -684,6 +792,8 @@ class AsyncStreamLink(StreamLink):
             root_interface=root_interface,
             encodings=encodings,
             close_timeout=close_timeout,
+            call_timeout=call_timeout,
+            keepalive=keepalive,
             on_end=on_end,
         )
         self.stream = stream
@@ -712,6 +822,13 @@ class AsyncStreamLink(StreamLink):
     def _handshake_done(self) -> None:
         if not self._opening.done():
             self._opening.set_result(None)
+        self._start_keepalive()
+
+    def _schedule(self, when: float, fn: Callable[[], None]) -> None:
+        self._loop.call_later(when - time.monotonic(), fn)
+
+    def _hears(self) -> bool:
+        return True  # the reader task always reads
 
     # -- the Link protocol
 
@@ -731,24 +848,38 @@ class AsyncStreamLink(StreamLink):
                 return
             self._kick()
 
-    def wait(self, call_id: int) -> Any:
+    def wait(self, call_id: int, timeout: float | None = None) -> Any:
         future = self._futures.get(call_id)
         if future is None or not future.done():
             raise RuntimeError(f"{self!r} is an asyncio link: await its replies (wait_async)")
         del self._futures[call_id]
         return future.result()
 
-    async def wait_async(self, call_id: int) -> Any:
+    async def wait_async(self, call_id: int, timeout: float | None = None) -> Any:
         future = self._futures.get(call_id)
         if future is None:
             raise CallCancelled(f"call {call_id} is unknown on this link")
+        # A timer per call, not asyncio.timeout(): it costs a heap entry, no task.
+        timer = (
+            None
+            if timeout is None
+            else self._loop.call_later(timeout, self._expire_call, call_id, timeout)
+        )
         try:
             return await future
         finally:
             self._futures.pop(call_id, None)
+            if timer is not None:
+                timer.cancel()
+
+    def _expire_call(self, call_id: int, timeout: float) -> None:
+        future = self._futures.pop(call_id, None)
+        if future is not None and not future.done():
+            future.set_exception(self._abandon(call_id, timeout))
 
     def _deliver(self, call_id: int, outcome: tuple[bool, Any]) -> None:
         self._handlers.pop(call_id, None)
+        self._abandoned.discard(call_id)
         future = self._futures.get(call_id)
         if future is not None and not future.done():
             ok, value = outcome
@@ -785,6 +916,7 @@ class AsyncStreamLink(StreamLink):
                     data: bytes | None = await self.stream.receive()
                 except OSError as e:
                     data, why = None, str(e) or type(e).__name__
+                self._received_at = time.monotonic()
                 with self.zone.inside():
                     with self._plock:
                         if data is None:
@@ -794,8 +926,8 @@ class AsyncStreamLink(StreamLink):
                         events = self.protocol.events()
                         ended = self.protocol.state is State.CLOSED
                     self._handle(events)
-                if not all(isinstance(e, MessageReceived) for e in events):
-                    self._wake.set()  # the protocol answered by itself (Welcome, CloseAck)
+                if self.protocol.wants_write:
+                    self._wake.set()  # the protocol answered by itself (Welcome, Pong)
                 if ended:
                     break
         except asyncio.CancelledError:
@@ -885,15 +1017,25 @@ def connect(
     root_interface: int = 0,
     encodings: tuple[Encoding, ...] = ENCODINGS,
     timeout: float | None = None,
+    options: Layering = NO_OPTIONS,
+    call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+    keepalive: float | None = KEEPALIVE,
 ) -> BlockingStreamLink:
     """Link ``zone`` to the server at ``url``, offering ``root`` if given (blocking)."""
     timeout = HANDSHAKE_TIMEOUT if timeout is None else timeout
     try:
-        stream = open_stream(url, timeout=timeout)
+        stream = open_stream(url, timeout=timeout, options=options)
     except OSError as e:
         raise TransportError(f"cannot connect to {url}: {e}") from e
     link = BlockingStreamLink(
-        zone, stream, Role.CONNECTING, root=root, root_interface=root_interface, encodings=encodings
+        zone,
+        stream,
+        Role.CONNECTING,
+        root=root,
+        root_interface=root_interface,
+        encodings=encodings,
+        call_timeout=call_timeout,
+        keepalive=keepalive,
     )
     try:
         link.open(timeout)
@@ -911,15 +1053,25 @@ async def aconnect(
     root_interface: int = 0,
     encodings: tuple[Encoding, ...] = ENCODINGS,
     timeout: float | None = None,
+    options: Layering = NO_OPTIONS,
+    call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+    keepalive: float | None = KEEPALIVE,
 ) -> AsyncStreamLink:
     """Link ``zone`` to the server at ``url``, offering ``root`` if given (asyncio)."""
     timeout = HANDSHAKE_TIMEOUT if timeout is None else timeout
     try:
-        stream = await asyncio.wait_for(open_async_stream(url), timeout)
+        stream = await asyncio.wait_for(open_async_stream(url, options=options), timeout)
     except (OSError, TimeoutError) as e:
         raise TransportError(f"cannot connect to {url}: {e or 'timed out'}") from e
     link = AsyncStreamLink(
-        zone, stream, Role.CONNECTING, root=root, root_interface=root_interface, encodings=encodings
+        zone,
+        stream,
+        Role.CONNECTING,
+        root=root,
+        root_interface=root_interface,
+        encodings=encodings,
+        call_timeout=call_timeout,
+        keepalive=keepalive,
     )
     try:
         await link.open(timeout)

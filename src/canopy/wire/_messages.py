@@ -66,6 +66,9 @@ class Hello(_Message, frozen=True, tag=1):
     zone: int
     object: int = 0  # the root object it offers the peer (0: none)
     interface: int = 0
+    quiet: bool = False
+    """It reads only while it has calls pending (a blocking client): a ping may go
+    unanswered while it is idle, and does not mean it is dead."""
 
 
 class Welcome(_Message, frozen=True, tag=2):

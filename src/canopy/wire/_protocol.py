@@ -34,6 +34,8 @@ from canopy.wire._messages import (
     Encoding,
     Hello,
     Message,
+    Ping,
+    Pong,
     Refuse,
     Reply,
     Welcome,
@@ -125,10 +127,12 @@ class Protocol:
     limits: Limits = field(default_factory=Limits)
     root_object: int = 0
     root_interface: int = 0
+    quiet: bool = False  # this side reads only while it calls (see Hello.quiet)
     state: State = State.HANDSHAKE
     version: int = 0
     encoding: Encoding = Encoding.BINARY
     peer_encodings: frozenset[Encoding] = frozenset()
+    peer_quiet: bool = False
     _in: bytearray = field(default_factory=bytearray)
     _out: bytearray = field(default_factory=bytearray)
     _events: list[Event] = field(default_factory=list)
@@ -147,6 +151,7 @@ class Protocol:
                     self.zone,
                     self.root_object,
                     self.root_interface,
+                    self.quiet,
                 )
             )
 
@@ -166,6 +171,12 @@ class Protocol:
         """The events found since the last call, oldest first."""
         found, self._events = self._events, []
         return found
+
+    @property
+    def wants_write(self) -> bool:
+        """Whether bytes wait in ``data_to_send``: after feeding data, a driver writes
+        them even when it sent nothing itself (a Welcome, a Pong, a refusal)."""
+        return bool(self._out)
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the stream, coalesced since the last call."""
@@ -274,6 +285,9 @@ class Protocol:
             self._finish(True)
         elif isinstance(message, CloseAck):
             self._finish(True)
+        elif isinstance(message, Ping):
+            if self.state is State.OPEN:
+                self._write(Pong(message.nonce))  # answered here: liveness needs no runtime
         else:
             self._events.append(MessageReceived(message))
 
@@ -343,6 +357,7 @@ class Protocol:
             )
         )
         peer = {Encoding(e) for e in offered if e in _ENCODING_NUMBERS}
+        self.peer_quiet = hello.quiet
         self._open(version, chosen, hello, peer)
 
     def _open(
