@@ -1,4 +1,5 @@
-"""The ``canopy`` command: generate code from IDL, check frozen contracts, run the demo."""
+"""The ``canopy`` command: generate code from IDL, check frozen contracts, serve an object,
+run the demo."""
 
 from __future__ import annotations
 
@@ -51,12 +52,71 @@ def _parser() -> argparse.ArgumentParser:
     )
     chk.set_defaults(run=_check)
 
+    srv = sub.add_parser(
+        "serve",
+        help="serve the object a factory returns at one or more URLs until interrupted",
+        description="Serve the object FACTORY returns (called once, with the zone if it "
+        "takes an argument) to every connection, until Ctrl-C or SIGTERM.",
+    )
+    srv.add_argument("factory", metavar="MODULE:FACTORY", help="e.g. calc.server:Calculator")
+    srv.add_argument(
+        "--listen",
+        action="append",
+        required=True,
+        metavar="URL",
+        help="tcp://host:port, unix:/path, tls://, ws://host:port/path, wss://...; repeatable",
+    )
+    srv.add_argument(
+        "--interface", help="the interface to serve (default: the root's most derived one)"
+    )
+    srv.add_argument("--tls-cert", metavar="PEM", help="certificate chain for tls:// and wss://")
+    srv.add_argument("--tls-key", metavar="PEM", help="its private key (if not in --tls-cert)")
+    srv.add_argument(
+        "--tls-client-ca", metavar="PEM", help="require client certificates from this CA"
+    )
+    srv.add_argument(
+        "--origin",
+        dest="origins",
+        action="append",
+        metavar="ORIGIN",
+        help="a browser Origin WebSocket clients may come from; repeatable",
+    )
+    srv.set_defaults(run=_serve)
+
     demo = sub.add_parser("demo", help="compile the example IDL files and show what they become")
     demo.add_argument(
         "-o", "--output", type=Path, help="also write the generated Python packages here"
     )
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from canopy._serve import ServeError, serve
+
+    logging.basicConfig(level=logging.INFO, format="canopy: %(message)s")
+    if args.tls_client_ca and not args.tls_cert:
+        print("canopy serve: --tls-client-ca needs --tls-cert", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(
+            serve(
+                args.factory,
+                args.listen,
+                interface=args.interface,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                tls_client_ca=args.tls_client_ca,
+                origins=args.origins,
+            )
+        )
+    except ServeError as e:
+        print(f"canopy serve: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _idl_options(p: argparse.ArgumentParser) -> None:
