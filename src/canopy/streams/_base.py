@@ -8,6 +8,9 @@ interfaces below are all a transport ever sees.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -56,6 +59,38 @@ class AsyncStream(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class Deadline:
+    """Calls ``expire`` unless stopped within ``seconds`` (``None``: never). A blocking
+    ``Stream`` has no timeout: a layer's handshake is bounded by an ``expire`` that
+    closes the inner stream, the one sure way to wake a thread blocked reading it."""
+
+    def __init__(self, seconds: float | None, expire: Callable[[], None]) -> None:
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._expired = False
+        self._expire = expire
+        self._timer = None if seconds is None else threading.Timer(seconds, self._run_out)
+        if self._timer is not None:
+            self._timer.daemon = True
+            self._timer.start()
+
+    def stop(self) -> bool:
+        """Stop the clock; whether it had already run out."""
+        with self._lock:
+            self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+        return self._expired
+
+    def _run_out(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._expired = True
+        with contextlib.suppress(OSError):
+            self._expire()
 
 
 class Listener(Protocol):

@@ -40,7 +40,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from canopy.streams._base import RECEIVE_SIZE, AsyncStream, Stream
+from canopy.streams._base import RECEIVE_SIZE, AsyncStream, Deadline, Stream
 
 HANDSHAKE_TIMEOUT = 10.0
 """Seconds a handshake may take by default."""
@@ -471,18 +471,18 @@ class TlsStream:
         if self._send_lock.acquire(blocking=False):
             with self._lock:
                 queued = self._core.wants_to_send
-            deadline = _Deadline(CLOSE_NOTIFY_TIMEOUT if queued else None, self._inner)
+            deadline = Deadline(CLOSE_NOTIFY_TIMEOUT if queued else None, self._inner.close)
             try:
                 with contextlib.suppress(OSError):
                     self._send_queued()
             finally:
-                deadline.cancel()
+                deadline.stop()
                 self._send_lock.release()
         with contextlib.suppress(OSError):
             self._inner.close()
 
     def _handshake(self, timeout: float | None) -> None:
-        deadline = _Deadline(timeout, self._inner)
+        deadline = Deadline(timeout, self._inner.close)
         try:
             try:
                 while True:
@@ -499,13 +499,13 @@ class TlsStream:
                     self._flush(wait=True)  # the alert telling the peer why
                 raise
         except BaseException as e:
-            in_time = deadline.cancel()
+            in_time = not deadline.stop()
             with contextlib.suppress(OSError):
                 self._inner.close()
             if not in_time and isinstance(e, Exception):
                 raise _timed_out(self._core, timeout) from e
             raise
-        if not deadline.cancel():
+        if deadline.stop():
             raise _timed_out(self._core, timeout)
         self._info["tls"] = self._core.describe()
 
@@ -636,39 +636,6 @@ def peer_identity(certificate: Mapping[str, Any] | None) -> str | None:
         if kind in ("DNS", "IP Address"):
             return str(value)
     return None
-
-
-class _Deadline:
-    """Closes ``stream`` unless cancelled within ``seconds`` (``None``: never): a blocking
-    ``Stream`` has no timeout, and closing it is what wakes a thread waiting on it."""
-
-    def __init__(self, seconds: float | None, stream: Stream) -> None:
-        self._stream = stream
-        self._lock = threading.Lock()
-        self._settled = False
-        self._expired = False
-        self._timer: threading.Timer | None = None
-        if seconds is not None:
-            self._timer = threading.Timer(seconds, self._expire)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def cancel(self) -> bool:
-        """Stop the timer; ``False`` if it had already expired."""
-        with self._lock:
-            self._settled = True
-            expired = self._expired
-        if self._timer is not None:
-            self._timer.cancel()
-        return not expired
-
-    def _expire(self) -> None:
-        with self._lock:
-            if self._settled:
-                return
-            self._expired = True
-        with contextlib.suppress(OSError):
-            self._stream.close()
 
 
 def _timed_out(core: TlsConnection, timeout: float | None) -> TimeoutError:

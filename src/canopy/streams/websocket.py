@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -26,7 +26,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import Origin
 from websockets.uri import parse_uri
 
-from canopy.streams._base import RECEIVE_SIZE, AsyncStream, Stream
+from canopy.streams._base import RECEIVE_SIZE, AsyncStream, Deadline, Stream
 
 MAX_SIZE = 16 << 20
 """The largest message accepted by default, in bytes: a security limit, since a message
@@ -434,37 +434,6 @@ def _timed_out(session: _Session, timeout: float | None) -> TimeoutError:
     )
 
 
-class _Deadline:
-    """Calls ``expire`` (which closes the inner stream) if not stopped within
-    ``timeout`` seconds: a ``Stream`` has no timeout, and closing it is the one sure
-    way to wake a blocked ``receive``."""
-
-    def __init__(self, timeout: float | None, expire: Callable[[], None]) -> None:
-        self._lock = threading.Lock()
-        self._stopped = False
-        self._expired = False
-        self._expire = expire
-        self._timer = None if timeout is None else threading.Timer(timeout, self._run_out)
-        if self._timer is not None:
-            self._timer.daemon = True
-            self._timer.start()
-
-    def stop(self) -> bool:
-        """Stop the clock; True if it had already run out."""
-        with self._lock:
-            self._stopped = True
-        if self._timer is not None:
-            self._timer.cancel()
-        return self._expired
-
-    def _run_out(self) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            self._expired = True
-        self._expire()
-
-
 class WebSocketStream:
     """A blocking stream of binary WebSocket messages over another blocking stream:
     each ``send`` is one message, ``receive`` returns their bytes as they come."""
@@ -537,7 +506,7 @@ class WebSocketStream:
 
     def _upgrade(self, timeout: float | None) -> None:
         session = self._session
-        deadline = _Deadline(timeout, self._close_inner)
+        deadline = Deadline(timeout, self._close_inner)
         try:
             self._write(session.outbox.queued, wait=True)
             while not session.handshake(self._inner.receive(RECEIVE_SIZE)):
