@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from canopy import streams
 from canopy.streams import Endpoint
-
-KINDS = ("tcp", "unix")
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    # Unix socket paths are limited to about 100 bytes; pytest's tmp_path can be longer.
-    path = Path(tempfile.mkdtemp(prefix="canopy-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def url_for(kind: str, where: Path) -> str:
-    return "tcp://127.0.0.1:0" if kind == "tcp" else f"unix:{where}/s.sock"
+from stream_urls import KINDS, url_for
 
 
 @pytest.mark.parametrize(

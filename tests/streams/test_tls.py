@@ -9,10 +9,9 @@ import asyncio
 import shutil
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,8 +33,8 @@ from canopy.streams.tls import (
     wrap_client,
     wrap_server,
 )
+from stream_urls import KINDS, url_for
 
-KINDS = ("tcp", "unix")
 BIG = 4 * 1024 * 1024
 SMALL_SENDS = 500
 T = TypeVar("T")
@@ -66,18 +65,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     ):
         cert.private_key_and_cert_chain_pem.write_to_path(str(path))
     return files
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    # Unix socket paths are limited to about 100 bytes; pytest's tmp_path can be longer.
-    path = Path(tempfile.mkdtemp(prefix="canopy-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def url_for(kind: str, where: Path) -> str:
-    return "tcp://127.0.0.1:0" if kind == "tcp" else f"unix:{where}/s.sock"
 
 
 def both(server: Callable[[], T], client: Callable[[], T]) -> tuple[T | BaseException, ...]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -32,22 +30,10 @@ from canopy.streams.websocket import (
     HandshakeRefused,
     WebSocketStream,
 )
+from stream_urls import KINDS, url_for
 
-KINDS = ("tcp", "unix")
 PATH = "/canopy"
 WATCHDOG = 10.0  # seconds before a stuck test's streams are closed under it
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    # Unix socket paths are limited to about 100 bytes; pytest's tmp_path can be longer.
-    path = Path(tempfile.mkdtemp(prefix="canopy-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def url_for(kind: str, where: Path) -> str:
-    return "tcp://127.0.0.1:0" if kind == "tcp" else f"unix:{where}/s.sock"
 
 
 def ws_url(listener: Any, path: str = PATH) -> str:

@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
 import struct
-import tempfile
 import threading
 import time
 import tracemalloc
@@ -33,24 +31,12 @@ from canopy.streams.zstd import (
     frame_content,
     wrap,
 )
+from stream_urls import KINDS, url_for
 
-KINDS = ("tcp", "unix")
 GIB = 1 << 30
 TEXT = b"".join(
     b"line %d: the quick brown fox jumps over the lazy dog\n" % i for i in range(80_000)
 )
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    # Unix socket paths are limited to about 100 bytes; pytest's tmp_path can be longer.
-    path = Path(tempfile.mkdtemp(prefix="canopy-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def url_for(kind: str, where: Path) -> str:
-    return "tcp://127.0.0.1:0" if kind == "tcp" else f"unix:{where}/s.sock"
 
 
 def framed(frame: bytes) -> bytes:
