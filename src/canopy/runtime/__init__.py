@@ -8,6 +8,7 @@ and links to zones of other processes over streams (``serve``, ``connect``).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import ssl
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from canopy.wire import ENCODINGS, Encoding, Limits, ObjectRef, Reply, encoding_
 
 if TYPE_CHECKING:
     from canopy.streams import AsyncTransform, Layering, Transform
+    from canopy.transports.child import ChildProcess
     from canopy.transports.server import AsyncServer, Server
     from canopy.transports.stream import AsyncStreamLink, StreamLink
 
@@ -56,6 +58,8 @@ class _Zone(Service):
     ) -> None:
         super().__init__(name, mode, zone_id=zone_id, limits=limits)
         self._servers: list[Server | AsyncServer] = []
+        self.children: dict[str, ChildProcess] = {}
+        """The child processes this zone started (``spawn``), by name."""
 
     def _child(
         self,
@@ -115,6 +119,10 @@ class _Zone(Service):
                     found.append(other)
         return found
 
+    def _child_exited(self, child: ChildProcess) -> None:
+        if self.children.get(child.name) is child:
+            del self.children[child.name]
+
     def close(self) -> None:
         """Close every server and link; peers see every reference across them released."""
         servers, self._servers = self._servers, []
@@ -125,6 +133,9 @@ class _Zone(Service):
             if close_link is not None:
                 close_link()
         self.links.clear()
+        children, self.children = self.children, {}
+        for child in children.values():
+            child.stop()  # its link is closed: the child is on its way out
 
     def __enter__(self) -> Self:
         return self
@@ -258,6 +269,61 @@ class Zone(_Zone):
         result: I = proxy
         return result
 
+    def spawn(
+        self,
+        name: str,
+        target: str,
+        interface: Callable[..., I],
+        *,
+        encodings: Sequence[Encoding | str] = ENCODINGS,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+        keepalive: float | None = KEEPALIVE,
+        env: dict[str, str] | None = None,
+    ) -> I:
+        """Start a child process serving the object ``target`` (``package.module:entry``)
+        makes, and return a proxy of it as ``interface``.
+
+        The entry point is a class or function, called in the child with the child's
+        zone if it takes an argument. The child is linked to this zone over a
+        socketpair and lives as long as the link: ``canopy.close`` on every proxy
+        into it, or ``zone.children[name].stop()``, or this zone closing, ends it;
+        so does this process dying, however it dies. If the child crashes, its
+        pending calls fail at once and everything it held here is released. Its
+        output is logged under ``canopy.child.<name>``.
+        """
+        from canopy.transports.child import spawn
+
+        cls = interface_class(interface)
+        if name in self.children:
+            raise ValueError(f"zone {self.name!r} already has a child named {name!r}")
+        child = spawn(
+            self,
+            name,
+            target,
+            encodings=_encodings(encodings),
+            call_timeout=call_timeout,
+            keepalive=keepalive,
+            env=env,
+        )
+        self.children[name] = child
+        child.on_exit = self._child_exited
+        try:
+            proxy, check = self._linked_root(child.link, cls, f"child {name!r}")
+            if check:
+                info = interface_of(cls)
+                assert info is not None  # noqa: S101 - interface_class() checked it
+                with self.inside():
+                    _, call_id = self.try_cast(proxy, info.id)
+                error = self._cast_failed(child.link.wait(call_id), cls, f"child {name!r}")
+                if error is not None:
+                    raise error
+        except BaseException:
+            del self.children[name]
+            child.stop()
+            raise
+        result: I = proxy
+        return result
+
 
 class AsyncZone(_Zone):
     """A zone whose proxies are awaited: ``await proxy.add(1, 2)``."""
@@ -363,12 +429,63 @@ class AsyncZone(_Zone):
         result: A = proxy
         return result
 
+    async def spawn(
+        self,
+        name: str,
+        target: str,
+        interface: Callable[..., A],
+        *,
+        encodings: Sequence[Encoding | str] = ENCODINGS,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+        keepalive: float | None = KEEPALIVE,
+        env: dict[str, str] | None = None,
+    ) -> A:
+        """Start a child process serving ``target``'s object; see ``Zone.spawn``."""
+        from canopy.transports.child import aspawn
+
+        cls = interface_class(interface)
+        if name in self.children:
+            raise ValueError(f"zone {self.name!r} already has a child named {name!r}")
+        child = await aspawn(
+            self,
+            name,
+            target,
+            encodings=_encodings(encodings),
+            call_timeout=call_timeout,
+            keepalive=keepalive,
+            env=env,
+        )
+        self.children[name] = child
+        child.on_exit = self._child_exited
+        try:
+            proxy, check = self._linked_root(child.link, cls, f"child {name!r}")
+            if check:
+                info = interface_of(cls)
+                assert info is not None  # noqa: S101 - interface_class() checked it
+                with self.inside():
+                    _, call_id = self.try_cast(proxy, info.id)
+                reply = await child.link.wait_async(call_id)
+                error = self._cast_failed(reply, cls, f"child {name!r}")
+                if error is not None:
+                    raise error
+        except BaseException:
+            del self.children[name]
+            await asyncio.get_running_loop().run_in_executor(None, child.stop)
+            raise
+        result: A = proxy
+        return result
+
     async def aclose(self) -> None:
         """Close every server and link (as ``close``) and wait until their streams are
         closed and their tasks have ended."""
         links: list[Link] = list(self.links.values())
         servers = list(self._servers)
+        children, self.children = self.children, {}
         self.close()
+        loop = asyncio.get_running_loop()
+        for child in children.values():
+            child.link.close()
+            await loop.run_in_executor(None, child.stop)
         for server in servers:
             wait = getattr(server, "wait_closed", None)
             if wait is not None:

@@ -373,15 +373,18 @@ class Service:
                     if remote.live[kind] == 0 and remote.held[kind] and not remote.gone:
                         remote.held[kind] = False
                         message = Release(self.id, remote.zone, remote.object_id, kind)
+                    idle = None
                     if (
                         not any(remote.live)
                         and self.tables.remotes.get((remote.zone, remote.object_id)) is remote
                         and not any(remote.held)
                     ):
                         del self.tables.remotes[(remote.zone, remote.object_id)]
+                        idle = self._idle(remote.link, remote.zone)
                     link = remote.link
                 elif self._outbox:
                     link, message = self._outbox.popleft()
+                    idle = None
                 else:
                     return
             if message is not None:
@@ -389,6 +392,16 @@ class Service:
                     link.send(message)
                 except CanopyError as e:
                     log.debug("%r: could not send %s: %s", self, type(message).__name__, e)
+            if idle is not None:
+                idle()
+
+    def _idle(self, link: Link, zone: int) -> Callable[[], None] | None:
+        """What to do now that this zone holds nothing more in ``zone``: a link that
+        exists only to reach that zone (a child process's) ends with its last use."""
+        on_idle: Callable[[], None] | None = getattr(link, "on_idle", None)
+        if on_idle is None or any(r.zone == zone for r in self.tables.remotes.values()):
+            return None
+        return on_idle
 
     def inside(self) -> _Inside:
         """Marks the current thread as working inside the zone (no sends from destructors)."""

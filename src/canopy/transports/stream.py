@@ -142,6 +142,8 @@ class StreamLink:
         self._root_taken = False
         self._why: CanopyError | None = None
         self._on_end = on_end
+        self.on_idle: Callable[[], None] | None = None
+        """Called when this zone holds nothing more in the peer (a child's link closes)."""
 
     def __repr__(self) -> str:
         peer = f"{self.peer:#x}" if self.peer else "(handshake)"

@@ -1,0 +1,38 @@
+"""Entry points the child-process tests start in a child: the behaviour suite's service,
+and children that misbehave on purpose."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from behaviour import TestService, b
+
+
+def service(zone: Any) -> TestService:
+    print(f"child {zone.name} serving", flush=True)
+    print("a line on stderr", file=sys.stderr, flush=True)
+    return TestService()
+
+
+class Crashing(TestService):
+    """Dies, with no goodbye, in the middle of a call."""
+
+    async def slow(self, milliseconds: int) -> Any:
+        os._exit(3)
+
+
+def crashing() -> Crashing:
+    return Crashing()
+
+
+def broken() -> Any:
+    raise RuntimeError("this entry point fails on purpose")
+
+
+def not_an_interface() -> object:
+    return object()
+
+
+__all__ = ["b"]
