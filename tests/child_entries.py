@@ -35,4 +35,17 @@ def not_an_interface() -> object:
     return object()
 
 
+def inference_service() -> Any:
+    """The walkthrough's inference service, as ``canopy demo`` runs it."""
+    from importlib import resources
+    from pathlib import Path
+
+    import canopy
+    from canopy._demo import _implementations
+
+    idl = Path(str(resources.files("canopy") / "examples" / "inference.idl"))
+    service, _ = _implementations(canopy.load_idl(idl).inference)
+    return service()
+
+
 __all__ = ["b"]

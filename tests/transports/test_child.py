@@ -178,3 +178,35 @@ def test_the_child_dies_with_its_parent() -> None:
         if parent.poll() is None:
             parent.kill()
             parent.wait(5)
+
+
+def test_the_inference_walkthrough_with_the_service_in_a_child(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from importlib import resources
+
+    from canopy._demo import _implementations
+
+    idl = Path(str(resources.files("canopy") / "examples" / "inference.idl"))
+    inference = canopy.load_idl(idl).inference
+    _, sink_cls = _implementations(inference)
+    with canopy.Zone("parent") as zone:
+        service = zone.spawn(
+            "inference", "child_entries:inference_service", inference.i_inference_service, env=ENV
+        )
+        assert service.list_models() == ["echo", "tiny-1"]
+        session = service.create_session("tiny-1")  # an owning reference into the child
+        sink = sink_cls(label="parent")
+        session.generate("Tell me about foxes", inference.generation_options(max_tokens=4), sink)
+        assert sink.tokens == ["the", "quick", "brown", "fox"]  # [post]s, in order
+        assert sink.reason == "max_tokens"
+        assert session.cancel() is None
+        caplog.set_level(logging.INFO, logger="canopy.child")
+        del session
+        zone.collect()
+        assert len(zone.imported()) == 1  # the service root only: the session is released
+        assert until(lambda: any("session destroyed" in r.getMessage() for r in caplog.records)), (
+            "the child did not destroy the session"
+        )
+        close(service)
+        assert until(lambda: not zone.children and clean(zone))
