@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import ssl
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -30,11 +31,12 @@ from canopy.runtime._zone import (
     caller,
     use_encoding,
 )
-from canopy.wire import ENCODINGS, Encoding, Limits, ObjectRef, Reply, encoding_of
+from canopy.wire import ENCODINGS, Encoding, Limits, Reply, encoding_of
 
 if TYPE_CHECKING:
     from canopy.streams import AsyncTransform, Layering, Transform
     from canopy.transports.child import ChildProcess
+    from canopy.transports.local import LocalLink
     from canopy.transports.server import AsyncServer, Server
     from canopy.transports.stream import AsyncStreamLink, StreamLink
 
@@ -64,19 +66,58 @@ class _Zone(Service):
     def _child(
         self,
         child: _Zone,
-        factory: Callable[[Any], Interface],
+        factory: Callable[..., Interface],
         interface: type[Interface],
         encodings: Sequence[Encoding | str],
         call_timeout: float | None,
-    ) -> Any:
-        from canopy.transports.local import join
+        host: Interface | None = None,
+    ) -> tuple[Any, LocalLink]:
+        """A proxy of the root ``factory`` makes in ``child`` (given ``host``'s proxy there
+        when there is one), and this zone's end of the link."""
+        from canopy.transports.local import hand, join
 
-        root, interface_id = _make_root(child, factory, interface)
-        near, _ = join(self, child, root, interface_id, _encodings(encodings), call_timeout)
-        with self.inside():
-            return self.object_for(
-                ObjectRef(child.id, near.root[0], interface_id, 0), near, interface
+        near, far = join(self, child, _encodings(encodings), call_timeout)
+        if host is None:
+            root = _make_root(child, factory, interface)[0]
+        else:
+            host_class = _interface_class_of(host)
+            given = hand(host, host_class, near, far)
+            root = _make_root(child, lambda zone: factory(zone, given), interface)[0]
+            del given  # the root keeps it, if it wants it
+        return hand(root, interface, far, near), near
+
+    def _plugin(
+        self,
+        zone_class: Callable[..., _Zone],
+        source: str | os.PathLike[str] | None,
+        entry_point: str | None,
+        cls: type[Interface],
+        host: Interface | None,
+        encodings: Sequence[Encoding | str],
+        call_timeout: float | None,
+    ) -> Any:
+        from canopy.transports import plugin
+
+        loaded = plugin.load(source, entry_point)
+        try:
+            proxy, near = self._child(
+                zone_class(f"plugin {loaded.name}", limits=self.limits),
+                loaded.make_root,
+                cls,
+                encodings,
+                call_timeout,
+                host,
             )
+        except BaseException:
+            loaded.unload()
+            raise
+
+        def unload() -> None:
+            near.close()
+            loaded.unload()
+
+        near.on_idle = unload  # the last reference into the plugin zone unloads it
+        return proxy
 
     def _root_factory(
         self, factory: Callable[[Any], Interface], interface: Callable[..., Any]
@@ -169,7 +210,30 @@ class Zone(_Zone):
         cls = interface_class(interface)
         result: I = self._child(
             Zone(name, limits=self.limits), factory, cls, encodings, call_timeout
-        )
+        )[0]
+        return result
+
+    def load_plugin(
+        self,
+        source: str | os.PathLike[str] | None,
+        interface: Callable[..., I],
+        *,
+        entry_point: str | None = None,
+        host: Interface | None = None,
+        encodings: Sequence[Encoding | str] = ENCODINGS,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+    ) -> I:
+        """Load a plugin (a ``.py`` file or package directory at ``source``, or the
+        ``canopy.plugins`` entry point named ``entry_point``) as a child zone, and
+        return a proxy of its root as ``interface``.
+
+        The plugin's ``plugin(zone, host)`` function makes the root; ``host``, if
+        given, reaches it as a proxy. The plugin sees this zone only through
+        proxies, as across a process boundary. When the last reference into it is
+        gone, the plugin zone is torn down and its modules leave ``sys.modules``.
+        """
+        cls = interface_class(interface)
+        result: I = self._plugin(Zone, source, entry_point, cls, host, encodings, call_timeout)
         return result
 
     def serve(
@@ -350,7 +414,22 @@ class AsyncZone(_Zone):
         cls = interface_class(interface)
         result: A = self._child(
             AsyncZone(name, limits=self.limits), factory, cls, encodings, call_timeout
-        )
+        )[0]
+        return result
+
+    async def load_plugin(
+        self,
+        source: str | os.PathLike[str] | None,
+        interface: Callable[..., A],
+        *,
+        entry_point: str | None = None,
+        host: Interface | None = None,
+        encodings: Sequence[Encoding | str] = ENCODINGS,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+    ) -> A:
+        """Load a plugin as a child zone; see ``Zone.load_plugin``."""
+        cls = interface_class(interface)
+        result: A = self._plugin(AsyncZone, source, entry_point, cls, host, encodings, call_timeout)
         return result
 
     async def serve(
@@ -548,6 +627,13 @@ def _encodings(encodings: Sequence[Encoding | str]) -> tuple[Encoding, ...]:
     if not found:
         raise ValueError("a zone needs at least one encoding")
     return found
+
+
+def _interface_class_of(obj: Interface) -> type[Interface]:
+    interfaces = implemented(type(obj))
+    if not interfaces:
+        raise TypeError(f"{type(obj).__qualname__} implements no Canopy interface")
+    return next(iter(interfaces.values()))
 
 
 def _offered(root: Interface | None) -> int:

@@ -68,6 +68,8 @@ class LocalLink:
         self.consumer: asyncio.Task[None] | None = None
         self.closed = False
         self.call_timeout: float | None = DEFAULT_CALL_TIMEOUT
+        self.on_idle: Callable[[], None] | None = None
+        """Called when this zone holds nothing more in the peer (a plugin's link closes)."""
 
     def __repr__(self) -> str:
         return f"<LocalLink {self.zone.name!r} -> {self.peer:#x}>"
@@ -214,21 +216,13 @@ class LocalLink:
 def join(
     parent: Service,
     child: Service,
-    root: Any,
-    interface: int,
     encodings: tuple[Encoding, ...] = ENCODINGS,
     call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
 ) -> tuple[LocalLink, LocalLink]:
-    """Link ``parent`` to ``child``, whose ``root`` object the parent then holds."""
-    stub = child.export(root)
+    """Link ``parent`` to ``child``: the two ends, each registered with its zone. Objects
+    cross it as in any call (``hand``)."""
     near = LocalLink(parent, Role.CONNECTING, encodings=encodings)
-    far = LocalLink(
-        child,
-        Role.ACCEPTING,
-        encodings=encodings,
-        root_object=stub.object_id,
-        root_interface=interface,
-    )
+    far = LocalLink(child, Role.ACCEPTING, encodings=encodings)
     near.other, far.other = far, near
     near.call_timeout = far.call_timeout = call_timeout
     near.pump()  # Hello, then Welcome comes back through far.send
@@ -237,5 +231,14 @@ def join(
         raise ProtocolError("the in-process handshake did not complete")
     parent.links[child.id] = near
     child.links[parent.id] = far
-    child.grant(stub, parent.id, 0)  # the parent holds the root
     return near, far
+
+
+def hand(obj: Any, interface: type[Any], giver: LocalLink, taker: LocalLink) -> Any:
+    """``obj`` of ``giver``'s zone as ``taker``'s zone receives it: one shared reference,
+    counted exactly as if it had been an argument of a call."""
+    info = getattr(interface, "__canopy__", None)
+    with giver.zone.inside():
+        ref = giver.zone.reference_for(obj, giver, 0, info.id if info is not None else 0)
+    with taker.zone.inside():
+        return taker.zone.object_for(ref, taker, interface)
