@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import canopy
 from canopy.runtime import AsyncZone, Zone, acast, cast
@@ -36,7 +39,8 @@ URLS = {
     "wss": "wss://127.0.0.1:0/canopy",
     "tcp+zstd": "tcp+zstd://127.0.0.1:0",
 }
-TRANSPORTS = ("local", *URLS)
+TRANSPORTS = ("local", "plugin", "child", *URLS)
+TESTS = Path(__file__).resolve().parent
 BASES = ("local", "tcp", "unix")  # for what no layer changes: limits, timeouts
 ENCODINGS = ("binary", "binary_zstd", "json", "protobuf")
 # Encodings change payloads only, and transports carry payloads as opaque bytes: every
@@ -222,6 +226,7 @@ class Harness:
         self.zone: Service = zone_class("host", limits=limits)
         self.service: Service | None = None
         self._dir: str | None = None
+        self.remote = transport == "child"  # the service zone is in another process
         if transport == "local":
             self.root: Any = self.do(
                 self.zone.child,  # type: ignore[attr-defined]
@@ -229,6 +234,25 @@ class Harness:
                 lambda z: TestService(),
                 b.i_test,
                 encodings=encodings,
+            )
+            return
+        if transport == "plugin":
+            self.root = self.do(
+                self.zone.load_plugin,  # type: ignore[attr-defined]
+                TESTS / "behaviour_plugin.py",
+                b.i_test,
+                encodings=encodings,
+            )
+            return
+        if transport == "child":
+            python_path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+            self.root = self.do(
+                self.zone.spawn,  # type: ignore[attr-defined]
+                "service",
+                "child_entries:service",
+                b.i_test,
+                encodings=encodings,
+                env={**os.environ, "PYTHONPATH": python_path},
             )
             return
         self.service = zone_class("service", limits=limits)
@@ -279,7 +303,7 @@ class Harness:
         of its objects), so it makes a call each time round to take in what the
         service sent meanwhile, such as the news that an object it watches died.
         """
-        if self.service is None:
+        if self.service is None and not self.remote:
             if self.loop is not None:
                 for _ in range(20):
                     self.loop.run_until_complete(asyncio.sleep(0))
@@ -305,6 +329,13 @@ class Harness:
         else:
             time.sleep(seconds)
 
+    def service_zone(self) -> Service:
+        """The serving zone, for tests that look inside it; skipped when it is in
+        another process."""
+        if self.remote:
+            pytest.skip("the service zone is in another process")
+        return self.zones()[1]
+
     def zones(self) -> list[Service]:
         if self.service is not None:
             return [self.zone, self.service]
@@ -324,11 +355,12 @@ class Harness:
         self.root = None
         self.settle()
         deadline = time.monotonic() + 2
-        while self.service is not None and self.held() and time.monotonic() < deadline:
+        sockets = self.service is not None or self.remote
+        while sockets and self.held() and time.monotonic() < deadline:
             self.settle()  # a release may still be on its way
         left = self.held()
         for zone in zones if self.service is not None else [self.zone]:
-            if self.loop is not None and self.service is not None:
+            if self.loop is not None and sockets:
                 self.loop.run_until_complete(zone.aclose())  # type: ignore[attr-defined]
             else:
                 zone.close()  # type: ignore[attr-defined]
