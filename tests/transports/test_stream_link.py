@@ -28,6 +28,7 @@ import canopy
 from behaviour import Gadget, Listener, Widget, b
 from behaviour import TestService as Service
 from canopy.runtime import close
+from canopy.streams import shm, zstd
 from canopy.transports.server import Server
 from canopy.transports.stream import AsyncStreamLink, BlockingStreamLink
 from canopy.wire import Encoding
@@ -146,6 +147,38 @@ def test_a_root_that_is_not_the_interface_asked_for() -> None:
         assert gadget.serial() == 42
         close(gadget)
         assert until(lambda: clean(client, service))
+
+
+def test_zones_link_over_a_stream_opened_by_hand() -> None:
+    """``accept`` and ``connect`` take any stream: compressed shared memory, here."""
+    channel = shm.Channel.create()
+    with canopy.Zone("service") as service, canopy.Zone("client") as client:
+        service.accept(zstd.wrap(shm.attach(channel.spec)), lambda z: Gadget(), b.i_widget)
+        gadget = client.connect(zstd.wrap(channel.stream()), b.i_gadget)  # cast on arrival
+        assert gadget.serial() == 42
+        assert isinstance(client.links[service.id], BlockingStreamLink)
+        close(gadget)
+        assert until(lambda: clean(client, service))
+        client.close()  # the link ends, and with it the service's side
+        assert until(lambda: not service.links)
+    assert not list(Path("/dev/shm").glob(f"{channel.spec.split(':')[2]}*"))
+
+
+def test_a_stream_opened_by_hand_to_the_wrong_interface() -> None:
+    async def scenario() -> None:
+        channel = shm.Channel.create()
+        async with canopy.AsyncZone("service") as service, canopy.AsyncZone("client") as client:
+            await service.accept(shm.aattach(channel.spec), lambda z: Service(), b.i_test)
+            with pytest.raises(canopy.InvalidCast, match=r"AsyncShmStream.*i_widget"):
+                await client.connect(channel.astream(), b.i_widget)
+            assert client.links == {}
+            for _ in range(500):
+                if not service.links:
+                    break
+                await asyncio.sleep(0.002)
+            assert not service.links and clean(service)
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
 
 
 def test_no_common_encoding_is_refused_with_its_own_error() -> None:

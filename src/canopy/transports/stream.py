@@ -1013,7 +1013,7 @@ class AsyncStreamLink(StreamLink):
 
 def connect(
     zone: Service,
-    url: str,
+    url: str | Stream,
     *,
     root: Any = None,
     root_interface: int = 0,
@@ -1023,12 +1023,16 @@ def connect(
     call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
     keepalive: float | None = KEEPALIVE,
 ) -> BlockingStreamLink:
-    """Link ``zone`` to the server at ``url``, offering ``root`` if given (blocking)."""
+    """Link ``zone`` to the server at ``url``, or over a ``Stream`` already open to a
+    zone that accepts it, offering ``root`` if given (blocking)."""
     timeout = HANDSHAKE_TIMEOUT if timeout is None else timeout
-    try:
-        stream = open_stream(url, timeout=timeout, options=options)
-    except OSError as e:
-        raise TransportError(f"cannot connect to {url}: {e}") from e
+    if isinstance(url, str):
+        try:
+            stream = open_stream(url, timeout=timeout, options=options)
+        except OSError as e:
+            raise TransportError(f"cannot connect to {url}: {e}") from e
+    else:
+        stream = url
     link = BlockingStreamLink(
         zone,
         stream,
@@ -1049,7 +1053,7 @@ def connect(
 
 async def aconnect(
     zone: Service,
-    url: str,
+    url: str | AsyncStream,
     *,
     root: Any = None,
     root_interface: int = 0,
@@ -1059,12 +1063,16 @@ async def aconnect(
     call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
     keepalive: float | None = KEEPALIVE,
 ) -> AsyncStreamLink:
-    """Link ``zone`` to the server at ``url``, offering ``root`` if given (asyncio)."""
+    """Link ``zone`` to the server at ``url``, or over an ``AsyncStream`` already open
+    to a zone that accepts it, offering ``root`` if given (asyncio)."""
     timeout = HANDSHAKE_TIMEOUT if timeout is None else timeout
-    try:
-        stream = await asyncio.wait_for(open_async_stream(url, options=options), timeout)
-    except (OSError, TimeoutError) as e:
-        raise TransportError(f"cannot connect to {url}: {e or 'timed out'}") from e
+    if isinstance(url, str):
+        try:
+            stream = await asyncio.wait_for(open_async_stream(url, options=options), timeout)
+        except (OSError, TimeoutError) as e:
+            raise TransportError(f"cannot connect to {url}: {e or 'timed out'}") from e
+    else:
+        stream = url
     link = AsyncStreamLink(
         zone,
         stream,
@@ -1081,4 +1089,59 @@ async def aconnect(
         link.abort("the link did not open")
         await link.wait_closed()
         raise
+    return link
+
+
+def accept(
+    zone: Service,
+    stream: Stream,
+    *,
+    root: Any,
+    root_interface: int,
+    encodings: tuple[Encoding, ...] = ENCODINGS,
+    timeout: float | None = None,
+    call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+    keepalive: float | None = KEEPALIVE,
+) -> BlockingStreamLink:
+    """Serve ``root`` to the zone at the other end of ``stream``, which connects over
+    it; the link reads on a thread of its own (blocking)."""
+    link = BlockingStreamLink(
+        zone,
+        stream,
+        Role.ACCEPTING,
+        root=root,
+        root_interface=root_interface,
+        encodings=encodings,
+        call_timeout=call_timeout,
+        keepalive=keepalive,
+    )
+    link.start(HANDSHAKE_TIMEOUT if timeout is None else timeout)
+    return link
+
+
+def aaccept(
+    zone: Service,
+    stream: AsyncStream,
+    *,
+    root: Any,
+    root_interface: int,
+    encodings: tuple[Encoding, ...] = ENCODINGS,
+    timeout: float | None = None,
+    call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
+    keepalive: float | None = KEEPALIVE,
+) -> AsyncStreamLink:
+    """Serve ``root`` to the zone at the other end of ``stream``, which connects over
+    it, on the running loop (asyncio)."""
+    link = AsyncStreamLink(
+        zone,
+        stream,
+        Role.ACCEPTING,
+        root=root,
+        root_interface=root_interface,
+        encodings=encodings,
+        call_timeout=call_timeout,
+        keepalive=keepalive,
+    )
+    timeout = HANDSHAKE_TIMEOUT if timeout is None else timeout
+    asyncio.get_running_loop().call_later(timeout, link._expire, timeout)
     return link
