@@ -210,3 +210,50 @@ def test_the_inference_walkthrough_with_the_service_in_a_child(
         )
         close(service)
         assert until(lambda: not zone.children and clean(zone))
+
+
+@pytest.mark.parametrize("mode", ["blocking", "asyncio"])
+def test_a_shared_memory_child_killed_mid_call(mode: str) -> None:
+    """Over shared-memory rings the child's death is seen on the doorbell socket: the
+    pending call fails at once, and no segment is left behind."""
+
+    async def call_and_kill(zone: canopy.AsyncZone) -> None:
+        root = await zone.spawn(
+            "shm", "child_entries:service", b.i_test_async, env=ENV, shared_memory=True
+        )
+        assert await root.add(1, 2) == 3
+        pid = zone.children["shm"].pid
+        asyncio.get_running_loop().call_later(0.1, os.kill, pid, 9)
+        start = time.monotonic()
+        with pytest.raises((canopy.TransportError, canopy.CallCancelled)):
+            await root.slow(10_000)
+        assert time.monotonic() - start < 1.1
+
+    if mode == "asyncio":
+
+        async def scenario() -> None:
+            async with canopy.AsyncZone("parent") as zone:
+                await call_and_kill(zone)
+                for _ in range(300):
+                    if not zone.children:
+                        break
+                    await asyncio.sleep(0.01)
+                assert not zone.children and zone.exported() == {}
+
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+    else:
+        with canopy.Zone("parent") as zone:
+            root = zone.spawn("shm", "child_entries:service", b.i_test, env=ENV, shared_memory=True)
+            assert root.add(1, 2) == 3
+            pid = zone.children["shm"].pid
+            killer = subprocess.Popen(
+                [sys.executable, "-c", f"import os, time; time.sleep(0.1); os.kill({pid}, 9)"]
+            )
+            start = time.monotonic()
+            with pytest.raises((canopy.TransportError, canopy.CallCancelled)):
+                root.slow(10_000)
+            assert time.monotonic() - start < 1.1
+            killer.wait(5)
+            del root
+            assert until(lambda: clean(zone) and not zone.children)
+    assert not [n for n in os.listdir("/dev/shm") if n.startswith("canopy-")]

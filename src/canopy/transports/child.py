@@ -30,7 +30,9 @@ from typing import IO, Any
 
 from canopy.errors import RpcError, TransportError
 from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, KEEPALIVE, Service
+from canopy.streams._base import AsyncStream
 from canopy.streams._socket import AsyncSocketStream, SocketStream
+from canopy.streams.shm import Channel, aattach, attach
 from canopy.transports.stream import (
     HANDSHAKE_TIMEOUT,
     AsyncStreamLink,
@@ -113,7 +115,7 @@ def _pump(stream: IO[bytes], logger: logging.Logger, level: int) -> None:
 
 
 def _command(
-    name: str, target: str, fd: int, mode: str, encodings: Sequence[Encoding]
+    name: str, target: str, link: list[str], mode: str, encodings: Sequence[Encoding]
 ) -> list[str]:
     return [
         sys.executable,
@@ -121,8 +123,7 @@ def _command(
         "canopy.transports.child",
         "--name",
         name,
-        "--fd",
-        str(fd),
+        *link,
         "--mode",
         mode,
         "--encodings",
@@ -132,13 +133,26 @@ def _command(
 
 
 def _start(
-    name: str, target: str, mode: str, encodings: Sequence[Encoding], env: dict[str, str] | None
-) -> tuple[socket.socket, subprocess.Popen[bytes]]:
-    parent_end, child_end = socket.socketpair()
+    name: str,
+    target: str,
+    mode: str,
+    encodings: Sequence[Encoding],
+    env: dict[str, str] | None,
+    shared_memory: bool,
+) -> tuple[socket.socket | Channel, subprocess.Popen[bytes]]:
+    """The child process, and the parent's end of the link: a socket, or a shared-memory
+    channel whose doorbell the child inherits."""
+    parent_end: socket.socket | Channel
+    if shared_memory:
+        parent_end = Channel.create()
+        link, fds = ["--shm", parent_end.spec], parent_end.pass_fds
+    else:
+        parent_end, child_end = socket.socketpair()
+        link, fds = ["--fd", str(child_end.fileno())], (child_end.fileno(),)
     try:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            _command(name, target, child_end.fileno(), mode, encodings),
-            pass_fds=(child_end.fileno(),),
+            _command(name, target, link, mode, encodings),
+            pass_fds=fds,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -148,7 +162,10 @@ def _start(
         parent_end.close()
         raise
     finally:
-        child_end.close()
+        if isinstance(parent_end, Channel):
+            parent_end.close_child_end()  # the child's death must end the doorbell
+        else:
+            child_end.close()
     return parent_end, process
 
 
@@ -164,14 +181,16 @@ def spawn(
     keepalive: float | None = KEEPALIVE,
     timeout: float = HANDSHAKE_TIMEOUT,
     env: dict[str, str] | None = None,
+    shared_memory: bool = False,
 ) -> ChildProcess:
-    """Start a child process serving ``target``'s object, linked to ``zone`` (blocking)."""
-    sock, process = _start(name, target, "blocking", encodings, env)
+    """Start a child process serving ``target``'s object, linked to ``zone`` (blocking)
+    over a socketpair or, with ``shared_memory``, over shared-memory rings."""
+    end, process = _start(name, target, "blocking", encodings, env, shared_memory)
     child = ChildProcess(name, process, None)
     child._pipe_to_log()
     link = BlockingStreamLink(
         zone,
-        SocketStream(sock),
+        end.stream() if isinstance(end, Channel) else SocketStream(end),
         Role.CONNECTING,
         root=root,
         root_interface=root_interface,
@@ -203,15 +222,21 @@ async def aspawn(
     keepalive: float | None = KEEPALIVE,
     timeout: float = HANDSHAKE_TIMEOUT,
     env: dict[str, str] | None = None,
+    shared_memory: bool = False,
 ) -> ChildProcess:
     """Start a child process serving ``target``'s object, linked to ``zone`` (asyncio)."""
-    sock, process = _start(name, target, "asyncio", encodings, env)
+    end, process = _start(name, target, "asyncio", encodings, env, shared_memory)
     child = ChildProcess(name, process, None)
     child._pipe_to_log()
-    reader, writer = await asyncio.open_connection(sock=sock)
+    stream: AsyncStream
+    if isinstance(end, Channel):
+        stream = end.astream()
+    else:
+        reader, writer = await asyncio.open_connection(sock=end)
+        stream = AsyncSocketStream(reader, writer)
     link = AsyncStreamLink(
         zone,
-        AsyncSocketStream(reader, writer),
+        stream,
         Role.CONNECTING,
         root=root,
         root_interface=root_interface,
@@ -283,18 +308,20 @@ def make_root(entry: Callable[..., Any], zone: Any) -> tuple[Any, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m canopy.transports.child")
     parser.add_argument("--name", required=True)
-    parser.add_argument("--fd", type=int, required=True)
+    over = parser.add_mutually_exclusive_group(required=True)
+    over.add_argument("--fd", type=int, help="the child's end of a socketpair")
+    over.add_argument("--shm", help="a shared-memory channel's spec")
     parser.add_argument("--mode", choices=("blocking", "asyncio"), required=True)
     parser.add_argument("--encodings", required=True)
     parser.add_argument("target")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     encodings = tuple(Encoding(int(e)) for e in args.encodings.split(","))
-    sock = socket.socket(fileno=args.fd)
+    where: socket.socket | str = socket.socket(fileno=args.fd) if args.shm is None else args.shm
     if args.mode == "asyncio":
-        asyncio.run(_serve_async(args.name, args.target, sock, encodings))
+        asyncio.run(_serve_async(args.name, args.target, where, encodings))
     else:
-        _serve_blocking(args.name, args.target, sock, encodings)
+        _serve_blocking(args.name, args.target, where, encodings)
     sys.stdout.flush()
     sys.stderr.flush()
     # Worker threads may still be inside a hung implementation: the process ends anyway.
@@ -302,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve_blocking(
-    name: str, target: str, sock: socket.socket, encodings: tuple[Encoding, ...]
+    name: str, target: str, where: socket.socket | str, encodings: tuple[Encoding, ...]
 ) -> None:
     from canopy.runtime import Zone
 
@@ -312,7 +339,7 @@ def _serve_blocking(
         root, interface = make_root(entry, zone)
         link = BlockingStreamLink(
             zone,
-            SocketStream(sock),
+            SocketStream(where) if isinstance(where, socket.socket) else attach(where),
             Role.ACCEPTING,
             root=root,
             root_interface=interface,
@@ -325,7 +352,7 @@ def _serve_blocking(
 
 
 async def _serve_async(
-    name: str, target: str, sock: socket.socket, encodings: tuple[Encoding, ...]
+    name: str, target: str, where: socket.socket | str, encodings: tuple[Encoding, ...]
 ) -> None:
     from canopy.runtime import AsyncZone
 
@@ -333,10 +360,15 @@ async def _serve_async(
     ended = asyncio.Event()
     async with AsyncZone(name) as zone:
         root, interface = make_root(entry, zone)
-        reader, writer = await asyncio.open_connection(sock=sock)
+        stream: AsyncStream
+        if isinstance(where, socket.socket):
+            reader, writer = await asyncio.open_connection(sock=where)
+            stream = AsyncSocketStream(reader, writer)
+        else:
+            stream = aattach(where)
         AsyncStreamLink(
             zone,
-            AsyncSocketStream(reader, writer),
+            stream,
             Role.ACCEPTING,
             root=root,
             root_interface=interface,
