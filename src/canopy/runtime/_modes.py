@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from inspect import CO_COROUTINE
+from types import CoroutineType
 from typing import Any, TypeVar
 
 from canopy.errors import CallTimeout, InvalidCast
@@ -28,6 +29,17 @@ from canopy.runtime._zone import Dispatch, Link, Service, _caller, timeout_for
 
 _runners = threading.local()
 I = TypeVar("I")  # noqa: E741 - reads as "interface"
+
+
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, tuple, list, dict})
+
+
+def _awaitable(result: Any) -> bool:
+    """``inspect.isawaitable``, with no abstract-class check for the usual results."""
+    kind = type(result)
+    if kind in _PLAIN:
+        return False
+    return kind is CoroutineType or inspect.isawaitable(result)
 
 
 def _run_coroutine(awaitable: Any) -> Any:
@@ -113,7 +125,7 @@ class BlockingMode:
         token = d.serving()
         try:
             result = d.method(*d.args)
-            if inspect.isawaitable(result):
+            if _awaitable(result):
                 result = _run_coroutine(result)
         except Exception as e:
             d.zone.complete(d, error=e)
@@ -170,7 +182,7 @@ def _start(d: Dispatch, tasks: set[asyncio.Task[None]]) -> Any:
         return None
     finally:
         _caller.reset(token)
-    if not inspect.isawaitable(result):
+    if not _awaitable(result):
         d.zone.complete(d, result)
         return None
     finishing = _finish(d, result)

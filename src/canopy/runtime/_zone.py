@@ -156,7 +156,10 @@ class Caller:
     """The method being served, ``interface::method`` as the IDL names it."""
 
 
-_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
+# The call being served, as (caller, link, plan): its ``Caller`` is made only if the
+# implementation asks. Never the ``Dispatch``: a context outlives the call when an
+# implementation copies it, and the call's arguments must not live on with it.
+_caller: contextvars.ContextVar[tuple[int, Link, MethodPlan] | None] = contextvars.ContextVar(
     "canopy_caller", default=None
 )
 
@@ -167,10 +170,11 @@ def caller() -> Caller:
     A server authorises a mutual-TLS client by the identity its certificate
     proves: ``canopy.caller().info["tls"]["peer_identity"]``.
     """
-    found = _caller.get()
-    if found is None:
+    serving = _caller.get()
+    if serving is None:
         raise RuntimeError("canopy.caller() is only known inside a call being served")
-    return found
+    zone, link, p = serving
+    return Caller(zone, link.info, p.qualified_name)
 
 
 DEFAULT_CALL_TIMEOUT = 30.0
@@ -629,39 +633,43 @@ class Service:
         return 0
 
     def _dispatch(self, link: Link, m: Call | Post) -> Dispatch | None:
-        is_call = isinstance(m, Call)
+        is_call = type(m) is Call
         found = self._find(link, m.caller, m.object)
         if isinstance(found, int):
             self._refuse(link, m, found, "no such object for this caller")
             return None
         target = found.target
-        cls = implemented(type(target)).get(m.interface)
-        if cls is None:
-            self._refuse(
-                link,
-                m,
-                int(ErrorCode.INVALID_INTERFACE_ID),
-                f"object does not implement interface {m.interface:#x}",
-            )
-            return None
-        iface = plan(cls)
-        p = iface.methods.get(m.method)
-        if p is None or p.info.post == is_call:
-            why = (
-                f"{iface.info.name} has no method {m.method} (in zone {self.name!r})"
-                if p is None
-                else f"{iface.info.name}::{p.info.name} is {'a post' if p.info.post else 'a call'}"
-            )
+        p = _served.get((type(target), m.interface, m.method))
+        if p is None:
+            cls = implemented(type(target)).get(m.interface)
+            if cls is None:
+                self._refuse(
+                    link,
+                    m,
+                    int(ErrorCode.INVALID_INTERFACE_ID),
+                    f"object does not implement interface {m.interface:#x}",
+                )
+                return None
+            p = plan(cls).methods.get(m.method)
+            if p is None:
+                why = f"{plan(cls).info.name} has no method {m.method} (in zone {self.name!r})"
+                self._refuse(link, m, int(ErrorCode.INVALID_METHOD_ID), why)
+                return None
+            _served[(type(target), m.interface, m.method)] = p
+        if p.info.post == is_call:
+            why = f"{p.qualified_name} is {'a post' if p.info.post else 'a call'}"
             self._refuse(link, m, int(ErrorCode.INVALID_METHOD_ID), why)
             return None
-        encoding = _ENCODINGS.get(m.encoding)
+        encoding = link.protocol.encoding
+        if m.encoding != encoding:
+            encoding = _ENCODINGS.get(m.encoding)  # type: ignore[assignment]
         if encoding not in link.protocol.encodings:
             accepted = ", ".join(e.name.lower() for e in link.protocol.encodings)
             self._refuse(
                 link,
                 m,
                 int(ErrorCode.INCOMPATIBLE_SERIALISATION),
-                f"{iface.info.name}::{p.info.name}: encoding {m.encoding} is not accepted by "
+                f"{p.qualified_name}: encoding {m.encoding} is not accepted by "
                 f"zone {self.name!r} (it accepts {accepted})",
             )
             return None
@@ -671,9 +679,7 @@ class Service:
                 m.payload, p.info.in_type, p.has_in_refs, p.in_unbounded, link, encoding
             )
         except (msgspec.DecodeError, CanopyError, TypeError) as e:
-            self._refuse(
-                link, m, int(ErrorCode.INVALID_DATA), f"{iface.info.name}::{p.info.name}: {e}"
-            )
+            self._refuse(link, m, int(ErrorCode.INVALID_DATA), f"{p.qualified_name}: {e}")
             return None
         if is_call:
             running = self._in_flight.get(m.caller, 0)
@@ -825,9 +831,9 @@ class Dispatch:
         self.encoding = encoding  # the call's: its reply is sent in it too
         self.caller = caller
 
-    def serving(self) -> contextvars.Token[Caller | None]:
+    def serving(self) -> contextvars.Token[tuple[int, Link, MethodPlan] | None]:
         """Make ``canopy.caller()`` name this call's caller until the token is reset."""
-        return _caller.set(Caller(self.caller, self.link.info, self.plan.qualified_name))
+        return _caller.set((self.caller, self.link, self.plan))
 
 
 def _reachable(target: Any, p: MethodPlan) -> RemoteObject:
@@ -844,6 +850,8 @@ def _reachable(target: Any, p: MethodPlan) -> RemoteObject:
 
 
 _ENCODINGS = {int(e): e for e in Encoding}
+_served: dict[tuple[type[Any], int, int], MethodPlan] = {}
+"""(implementation class, interface id, method id) -> the plan it is served by."""
 
 
 def _as_is(reply: Reply) -> Reply:

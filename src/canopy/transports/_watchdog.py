@@ -81,3 +81,77 @@ class Watchdog:
 
 
 WATCHDOG = Watchdog()
+
+
+STALL_AFTER = 0.002
+"""Seconds a reader may run a call itself before another thread takes over reading."""
+AWAKE_SECONDS = 1.0
+
+
+class Stalls:
+    """Watches readers that run what they read themselves, and tells one that has been
+    at it for ``after`` seconds, so that someone else reads its link meanwhile.
+
+    A reader that ran each call on another thread would add a thread hand-over to
+    every round trip; one that runs it itself leaves nobody reading until it is done,
+    which is fine for a quick call and a stall for a slow or blocked one. Marking a
+    run costs a dictionary entry; the thread polls only while runs are marked (and
+    a second after), and sleeps on its condition otherwise.
+    """
+
+    def __init__(self, after: float = STALL_AFTER) -> None:
+        self._after = after
+        self._cond = threading.Condition(threading.Lock())
+        self._runs: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._tokens = itertools.count(1)
+        self._awake = False
+        self._started = False
+
+    def begin(self, on_stall: Callable[[], None]) -> int:
+        """A run starts; ``on_stall()`` if it is still going on later. The token ends it."""
+        token = next(self._tokens)
+        self._runs[token] = (time.monotonic(), on_stall)
+        if not self._awake:
+            with self._cond:
+                if not self._awake:
+                    self._awake = True
+                    if self._started:
+                        self._cond.notify()
+                    else:
+                        self._started = True
+                        threading.Thread(
+                            target=self._run, name="canopy-stalls", daemon=True
+                        ).start()
+        return token
+
+    def end(self, token: int) -> None:
+        self._runs.pop(token, None)
+
+    def _run(self) -> None:
+        quiet_since = time.monotonic()
+        while True:
+            time.sleep(self._after)
+            now = time.monotonic()
+            if self._runs:
+                quiet_since = now
+            for token, (since, on_stall) in list(self._runs.items()):
+                # Told once per run; a run that has just ended is not told at all.
+                if now - since >= self._after and self._runs.pop(token, None) is not None:
+                    try:
+                        on_stall()
+                    except Exception:
+                        log.exception("a stalled reader could not be relieved")
+            if now - quiet_since < AWAKE_SECONDS:
+                continue
+            with self._cond:
+                # A run marked before ``_awake`` turned false saw the thread awake and did
+                # not wake it: it is in ``_runs``. Every wait turns it false again, as
+                # the run that woke this thread may have ended already.
+                while not self._runs:
+                    self._awake = False
+                    self._cond.wait()
+                self._awake = True
+            quiet_since = time.monotonic()
+
+
+STALLS = Stalls()

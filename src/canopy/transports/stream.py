@@ -17,13 +17,18 @@ and its socket. A caller writes its own frame and then reads the socket itself
 until its reply has arrived (leader/follower): one thread at a time holds the
 read role; a caller that finds it taken waits on a condition until the reader
 has delivered its outcome, or takes the role over when the reader lets it go.
-Whoever reads handles every event in order, but never runs an implementation:
-calls and posts go to one ordered queue per link drained on a thread pool, so
-that a callback arriving while its caller waits cannot deadlock, and nested
-calls from it work. A post finishes before the next message starts; a call
-starts in order and runs on its own. Writes are combined: a thread that finds
-another one writing leaves its frames for that writer, so a reader never
-blocks behind a write and frames queued meanwhile go out in one system call.
+Whoever reads handles every event in order; calls and posts go to one ordered
+queue per link. A caller's thread never runs an implementation: the queue it
+read is run on a thread pool, so that a callback arriving while its caller
+waits cannot deadlock, and nested calls from it work. A background reader runs
+the queue itself once it has let the read role go (and made sure another
+reader is free to take it): a call then reaches its implementation, and its
+reply the socket, on the thread that read it, with no hand-over between
+threads. A post finishes before the next message starts; a call starts in
+order, and runs on its own thread when others wait behind it. Writes are
+combined: a thread that finds another one writing leaves its frames for that
+writer, so a reader never blocks behind a write and frames queued meanwhile go
+out in one system call.
 Someone must read even when no caller is waiting, or the peer's calls would
 stall: an accepting link keeps a reader thread for its connection, and a
 connecting one starts one only while the peer holds references into this zone
@@ -52,12 +57,13 @@ from canopy.errors import (
     RpcError,
     TransportError,
 )
+from canopy.runtime._modes import close_thread_loop
 from canopy.runtime._tables import SHARED
 from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, KEEPALIVE, Dispatch, Service
 from canopy.streams import NO_OPTIONS, AsyncStream, Layering, Stream
 from canopy.streams import aconnect as open_async_stream
 from canopy.streams import connect as open_stream
-from canopy.transports._watchdog import WATCHDOG
+from canopy.transports._watchdog import STALLS, WATCHDOG
 from canopy.transports._workers import Workers
 from canopy.wire import (
     ENCODINGS,
@@ -389,7 +395,9 @@ class BlockingStreamLink(StreamLink):
         self._wlock = threading.Lock()  # the stream's write side
         self._dirty = True  # the protocol may hold bytes to write (a Hello at first)
         self._always_read = role is Role.ACCEPTING
-        self._reader: threading.Thread | None = None
+        self._readers = 0  # background reader threads free to take the read role
+        self._delivered = False  # the last read delivered an outcome: wake its waiter
+        self._reader_started = False
         self._queue: deque[Dispatch] = deque()  # calls and posts, in link order
         self._qlock = threading.Lock()
         self._draining = False
@@ -485,6 +493,7 @@ class BlockingStreamLink(StreamLink):
         # handler gone then always finds its outcome.
         self._outcomes[call_id] = outcome
         self._handlers.pop(call_id, None)
+        self._delivered = True
 
     def _cancel(self, pending: list[int], error: CanopyError) -> None:
         for call_id in pending:
@@ -538,6 +547,9 @@ class BlockingStreamLink(StreamLink):
                     cond.acquire()
                     self._reading = False
                     cond.notify_all()
+                if self._queue and self._take_drain():
+                    # A caller's thread never runs implementations: the pool does.
+                    self._submit(self._drain, None)
         if not done() and on_expiry is not None:
             on_expiry()
         self._maybe_read_in_background()
@@ -571,7 +583,7 @@ class BlockingStreamLink(StreamLink):
     def _maybe_read_in_background(self) -> None:
         if self.closed or not self._wants_reader():
             return
-        if self._reader is None:
+        if not self._reader_started:
             self._start_reader()
         elif not self._reading:
             with self._cond:
@@ -579,33 +591,75 @@ class BlockingStreamLink(StreamLink):
 
     def _start_reader(self) -> None:
         with self._cond:
-            if self._reader is not None:
+            if self._reader_started:
                 return
-            self._reader = threading.Thread(
-                target=self._read_in_background,
-                name=f"canopy-read-{self.zone.name}",
-                daemon=True,
-            )
-        self._reader.start()
+            self._reader_started = True
+            self._readers += 1
+        self._new_reader()
+
+    def _new_reader(self) -> None:
+        """Start one more background reader; the caller has counted it in ``_readers``."""
+        threading.Thread(
+            target=self._read_in_background, name=f"canopy-read-{self.zone.name}", daemon=True
+        ).start()
 
     def _read_in_background(self) -> None:
+        """A background reader: leader and followers. The thread that reads a call or a
+        post runs it itself, with no hand-over to another thread on the way to its
+        reply. It lets the read role go first, and wakes nobody to take it: a nested
+        call from the implementation reads for itself, and should the run go on for
+        long (a slow call, one that blocks) ``STALLS`` has another thread take over,
+        so the link is never left unread for more than a moment."""
         cond = self._cond
-        while True:
-            with cond:
-                while self._reading or not (self._wants_reader() or self._stream_closed):
-                    cond.wait()
-                if self._stream_closed:
-                    return
-                self._reading = True
-            try:
-                self._read_once()
-            except Exception:
-                log.exception("%r: reading failed", self)
-                self.abort("the reader failed")
-            finally:
+        try:
+            while True:
                 with cond:
-                    self._reading = False
-                    cond.notify_all()
+                    while self._reading or not (self._wants_reader() or self._stream_closed):
+                        cond.wait()
+                    if self._stream_closed:
+                        self._readers -= 1
+                        return
+                    self._reading = True
+                    self._delivered = False
+                try:
+                    self._read_once()
+                except Exception:
+                    log.exception("%r: reading failed", self)
+                    self.abort("the reader failed")
+                finally:
+                    with cond:
+                        self._reading = False
+                        if self._delivered or not self._queue:
+                            cond.notify_all()  # callers waiting for an outcome or to read
+                if not (self._queue and self._take_drain()):
+                    continue
+                with cond:
+                    self._readers -= 1
+                run = STALLS.begin(self._stalled)
+                try:
+                    self._drain()
+                finally:
+                    STALLS.end(run)
+                    with cond:
+                        leave = self._readers >= 2  # enough others wait to read
+                        if not leave:
+                            self._readers += 1
+                if leave:
+                    return
+        finally:
+            close_thread_loop()  # the loop it may have made for ``async def`` implementations
+
+    def _stalled(self) -> None:
+        """A reader has been running what it read for a while: someone else reads."""
+        with self._cond:
+            if self._stream_closed:
+                return
+            start = self._readers == 0 and self._wants_reader()
+            if start:
+                self._readers += 1
+            self._cond.notify_all()
+        if start:
+            self._new_reader()
 
     # -- writing
 
@@ -616,12 +670,10 @@ class BlockingStreamLink(StreamLink):
                 return
             failed: OSError | None = None
             try:
-                while True:
-                    with self._plock:
-                        data = self.protocol.data_to_send()
-                        self._dirty = False
-                    if not data:
-                        break
+                with self._plock:
+                    data = self.protocol.data_to_send()
+                    self._dirty = False
+                if data:
                     self.stream.send(data)
             except OSError as e:
                 failed = e
@@ -658,12 +710,17 @@ class BlockingStreamLink(StreamLink):
     # -- running calls and posts
 
     def _dispatch(self, d: Dispatch) -> None:
+        # Queued only: whoever read it runs the queue once it has let the read role go.
         with self._qlock:
             self._queue.append(d)
-            if self._draining:
-                return
+
+    def _take_drain(self) -> bool:
+        """Claim the role of running the queue, if work waits and nobody runs it."""
+        with self._qlock:
+            if self._draining or not self._queue:
+                return False
             self._draining = True
-        self._submit(self._drain, None)
+            return True
 
     def _drain(self) -> None:
         while True:
@@ -723,9 +780,10 @@ class BlockingStreamLink(StreamLink):
         except Exception:
             log.exception("%r: dispatching %s failed", self, d.plan.info.name)
         del d  # its arguments are released now, after the reply: acquire before release
-        # A call that returned an object gave the peer a reference: from now on
-        # the peer may call in, so someone must read.
-        self._maybe_read_in_background()
+        if not self._always_read:
+            # A call that returned an object gave the peer a reference: from now on
+            # the peer may call in, so someone must read.
+            self._maybe_read_in_background()
 
     # -- ending
 

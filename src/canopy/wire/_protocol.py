@@ -29,6 +29,7 @@ from canopy.wire._messages import (
     HANDSHAKE,
     REQUESTS,
     SUPPORTED_VERSIONS,
+    Call,
     Close,
     CloseAck,
     Encoding,
@@ -36,6 +37,7 @@ from canopy.wire._messages import (
     Message,
     Ping,
     Pong,
+    Post,
     Refuse,
     Reply,
     Welcome,
@@ -77,8 +79,7 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakeComplete:
+class HandshakeComplete(msgspec.Struct, frozen=True):
     version: int
     encoding: Encoding
     peer_zone: int
@@ -86,13 +87,11 @@ class HandshakeComplete:
     peer_interface: int
 
 
-@dataclass(frozen=True, slots=True)
-class MessageReceived:
+class MessageReceived(msgspec.Struct, frozen=True, gc=False):
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
-class ProtocolViolation:
+class ProtocolViolation(msgspec.Struct, frozen=True):
     """The peer sent something that does not fit; ``fatal`` means the link is closed."""
 
     code: ErrorCode
@@ -100,8 +99,7 @@ class ProtocolViolation:
     fatal: bool
 
 
-@dataclass(frozen=True, slots=True)
-class LinkClosed:
+class LinkClosed(msgspec.Struct, frozen=True):
     """The link ended; ``clean`` when both sides said goodbye."""
 
     clean: bool
@@ -237,6 +235,13 @@ class Protocol:
             self._in.clear()
         elif not isinstance(data, bytes):
             data = bytes(data)
+        elif (
+            len(data) > _HEADER
+            and int.from_bytes(data[:_HEADER], "little") == len(data) - _HEADER
+            and len(data) - _HEADER <= self.limits.max_frame_size
+        ):
+            self._frame(memoryview(data)[_HEADER:])  # one whole frame: the usual read
+            return
         view = memoryview(data)
         pos, end = 0, len(data)
         while end - pos >= _HEADER and self.state is not State.CLOSED:
@@ -275,7 +280,9 @@ class Protocol:
                 self._write(Reply(request, int(ErrorCode.PROTOCOL_ERROR), message=why))
             return
         self._bad_frames = 0
-        if self.state is State.HANDSHAKE:
+        if type(message) in _ORDINARY and self.state is State.OPEN:
+            self._events.append(MessageReceived(message))
+        elif self.state is State.HANDSHAKE:
             self._handshake(message)
         elif isinstance(message, HANDSHAKE):
             self._fatal(ErrorCode.PROTOCOL_ERROR, f"{type(message).__name__} after the handshake")
@@ -388,6 +395,7 @@ class Protocol:
 
 
 _CODES = {int(c) for c in ErrorCode}
+_ORDINARY = frozenset({Call, Post, Reply})  # what most frames hold: straight to the runtime
 _REQUEST_TAGS = {cls.__struct_config__.tag for cls in REQUESTS}
 _ARRAY = {0xDC: 2, 0xDD: 4}  # array 16 and array 32: bytes of length after the marker
 _UINT = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
