@@ -15,7 +15,7 @@ import contextvars
 import inspect
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from inspect import CO_COROUTINE
 from types import CoroutineType
@@ -156,20 +156,46 @@ class AsyncMode:
 
     def dispatch(self, d: Dispatch) -> None:
         link = d.link
-        if link.inbound is None:
-            link.inbound = asyncio.Queue()
-            link.consumer = asyncio.get_running_loop().create_task(_consume(link.inbound))
-        link.inbound.put_nowait(d)
+        inbox: _Inbox | None = link.inbound
+        if inbox is None:
+            inbox = link.inbound = _Inbox()
+        if inbox.busy:
+            inbox.queue.put_nowait(d)  # behind a post still running: in order
+        else:
+            # Nothing runs before it: it starts here, with no hop through a task.
+            post = _start(d, inbox.tasks)
+            if post is None:
+                return
+            inbox.busy = True  # later messages wait until this post has finished
+            inbox.queue.put_nowait(post)
+        if link.consumer is None:
+            link.consumer = asyncio.get_running_loop().create_task(_consume(inbox))
 
 
-async def _consume(queue: asyncio.Queue[Dispatch]) -> None:
-    tasks: set[asyncio.Task[None]] = set()
+class _Inbox:
+    """A link's calls and posts under asyncio. A message starts as it arrives while
+    nothing is ahead of it; a post whose coroutine is still running holds back the
+    messages behind it, which the link's consumer task then starts in order."""
+
+    __slots__ = ("busy", "queue", "tasks")
+
+    def __init__(self) -> None:
+        self.busy = False  # a post is running, or messages wait in ``queue``
+        self.queue: asyncio.Queue[Dispatch | Awaitable[None]] = asyncio.Queue()
+        self.tasks: set[asyncio.Task[None]] = set()  # calls' coroutines, running
+
+
+async def _consume(inbox: _Inbox) -> None:
+    queue = inbox.queue
     while True:
-        d = await queue.get()
-        post = _start(d, tasks)
-        del d  # hold nothing of a finished call: its arguments may be the last references
+        item = await queue.get()
+        post = _start(item, inbox.tasks) if isinstance(item, Dispatch) else item
+        del item  # hold nothing of a finished call: its arguments may be the last references
         if post is not None:
             await post
+            del post
+        if queue.empty():
+            inbox.busy = False
 
 
 def _start(d: Dispatch, tasks: set[asyncio.Task[None]]) -> Any:

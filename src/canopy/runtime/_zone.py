@@ -95,7 +95,7 @@ class Link(Protocol):
         """What the link knows of the other end (a stream's address, TLS identity...)."""
         ...
 
-    inbound: asyncio.Queue[Any] | None  # asyncio mode: calls and posts, in order
+    inbound: Any  # asyncio mode: the mode's inbox of calls and posts, in order
     consumer: asyncio.Task[None] | None
 
     def send(self, message: Message) -> None: ...

@@ -164,6 +164,10 @@ class SocketListener:
         self._wake_w.close()
 
 
+WRITE_BUFFER_HIGH = 64 * 1024
+"""Bytes an asyncio transport may hold unwritten before ``send_nowait`` declines."""
+
+
 class AsyncSocketStream:
     """An asyncio stream over asyncio's socket transport."""
 
@@ -186,6 +190,15 @@ class AsyncSocketStream:
     async def send(self, data: bytes | bytearray | memoryview) -> None:
         self._writer.write(data)
         await self._writer.drain()
+
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> bool:
+        """Write ``data`` at once if the transport takes it without waiting; False, and
+        nothing written, if its buffer is full or it is closing: then await ``send``."""
+        transport = self._writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size() > WRITE_BUFFER_HIGH:
+            return False
+        transport.write(data)
+        return True
 
     async def receive(self, max_bytes: int = RECEIVE_SIZE) -> bytes:
         if self._closed:

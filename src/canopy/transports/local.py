@@ -64,7 +64,7 @@ class LocalLink:
         self._outcomes: dict[int, tuple[bool, Any]] = {}  # blocking: call id -> (ok, value)
         self._futures: dict[int, asyncio.Future[Any]] = {}
         self._abandoned: set[int] = set()
-        self.inbound: asyncio.Queue[Any] | None = None  # asyncio mode: calls and posts in order
+        self.inbound: Any = None  # asyncio mode: calls and posts in order (the mode's)
         self.consumer: asyncio.Task[None] | None = None
         self.closed = False
         self.call_timeout: float | None = DEFAULT_CALL_TIMEOUT

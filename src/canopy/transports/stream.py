@@ -40,6 +40,7 @@ its goodbye; a closing client waits for the server's (always reading) reply.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import itertools
 import logging
@@ -128,7 +129,7 @@ class StreamLink:
             # peer holds its objects: it cannot promise to answer an idle ping.
             quiet=role is Role.CONNECTING and zone.mode.name == "blocking",
         )
-        self.inbound: asyncio.Queue[Any] | None = None  # asyncio mode: calls and posts in order
+        self.inbound: Any = None  # asyncio mode: calls and posts in order (the mode's)
         self.consumer: asyncio.Task[None] | None = None
         self.closed = False
         self.close_timeout = close_timeout
@@ -397,6 +398,7 @@ class BlockingStreamLink(StreamLink):
         self._always_read = role is Role.ACCEPTING
         self._readers = 0  # background reader threads free to take the read role
         self._delivered = False  # the last read delivered an outcome: wake its waiter
+        self._sleepers = 0  # threads waiting on ``_cond``: nobody to wake, no notify
         self._reader_started = False
         self._queue: deque[Dispatch] = deque()  # calls and posts, in link order
         self._qlock = threading.Lock()
@@ -453,7 +455,12 @@ class BlockingStreamLink(StreamLink):
             if not open_:
                 self._refused(message)
                 return
-            self._flush()
+            if type(message) is Post:
+                # Nobody waits on a post: it goes out with whatever follows it soon,
+                # in one system call (the next call's frame, or the flusher's write).
+                FLUSHER.want(self)
+            else:
+                self._flush()
 
     def wait(self, call_id: int, timeout: float | None = None) -> Any:
         if timeout is None:
@@ -527,7 +534,11 @@ class BlockingStreamLink(StreamLink):
                 if remaining is not None and remaining <= 0:
                     break
                 if self._reading:
-                    cond.wait(remaining)
+                    self._sleepers += 1
+                    try:
+                        cond.wait(remaining)
+                    finally:
+                        self._sleepers -= 1
                     continue
                 if self._stream_closed:
                     break
@@ -546,7 +557,8 @@ class BlockingStreamLink(StreamLink):
                         timer.cancel()
                     cond.acquire()
                     self._reading = False
-                    cond.notify_all()
+                    if self._sleepers:
+                        cond.notify_all()
                 if self._queue and self._take_drain():
                     # A caller's thread never runs implementations: the pool does.
                     self._submit(self._drain, None)
@@ -615,7 +627,11 @@ class BlockingStreamLink(StreamLink):
             while True:
                 with cond:
                     while self._reading or not (self._wants_reader() or self._stream_closed):
-                        cond.wait()
+                        self._sleepers += 1
+                        try:
+                            cond.wait()
+                        finally:
+                            self._sleepers -= 1
                     if self._stream_closed:
                         self._readers -= 1
                         return
@@ -629,7 +645,7 @@ class BlockingStreamLink(StreamLink):
                 finally:
                     with cond:
                         self._reading = False
-                        if self._delivered or not self._queue:
+                        if self._sleepers and (self._delivered or not self._queue):
                             cond.notify_all()  # callers waiting for an outcome or to read
                 if not (self._queue and self._take_drain()):
                     continue
@@ -825,6 +841,49 @@ class BlockingStreamLink(StreamLink):
         self._close_stream()
 
 
+class _Flusher:
+    """Writes the posts of blocking links, a batch at a time, on a thread of its own.
+
+    A post written by the thread that posts it costs a system call per post; left in
+    its link's protocol, it goes out with the next frame that thread writes, or with
+    the flusher's next write: one wake-up of this thread per batch, not per post.
+    Posts keep their order, as every frame of a link passes through its protocol.
+    Links with posts still unwritten when the interpreter exits are flushed then.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._links: dict[BlockingStreamLink, None] = {}  # in the order they asked
+        self._started = False
+
+    def want(self, link: BlockingStreamLink) -> None:
+        if link in self._links:
+            return  # already asked for, and not yet flushed: it will be
+        with self._cond:
+            self._links[link] = None
+            if not self._started:
+                self._started = True
+                threading.Thread(target=self._run, name="canopy-flusher", daemon=True).start()
+                atexit.register(self.flush_all)
+            self._cond.notify()
+
+    def flush_all(self) -> None:
+        with self._cond:
+            links, self._links = list(self._links), {}
+        for link in links:
+            link._flush()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._links:
+                    self._cond.wait()
+            self.flush_all()
+
+
+FLUSHER = _Flusher()
+
+
 class AsyncStreamLink(StreamLink):
     """A stream link on an asyncio loop: a reader task feeds the protocol, a writer task
     writes whatever the iteration queued in one go."""
@@ -863,6 +922,13 @@ class AsyncStreamLink(StreamLink):
         self._opening: asyncio.Future[None] = self._loop.create_future()
         self._wake = asyncio.Event()
         self._wake.set()  # a Hello to write, on the connecting side
+        # A stream that can write without waiting is written to from a callback at
+        # the end of the loop iteration; the writer task takes over only when it
+        # would have to wait (a full buffer), and whatever it holds goes first.
+        self._send_nowait: Callable[[bytes], bool] | None = getattr(stream, "send_nowait", None)
+        self._flush_soon = False  # a callback is scheduled to write
+        self._backlog: list[bytes] = []  # taken from the protocol, for the writer task
+        self._writing = False  # the writer task is in the middle of a send
         self._deadline: asyncio.TimerHandle | None = None
         self._writer = self._loop.create_task(self._write())
         self._reader = self._loop.create_task(self._read())
@@ -963,10 +1029,33 @@ class AsyncStreamLink(StreamLink):
     # -- the two tasks
 
     def _kick(self) -> None:
-        if threading.get_ident() == self._thread:
+        if threading.get_ident() != self._thread:
+            if not self._loop.is_closed():  # a proxy collected on another thread releases
+                self._loop.call_soon_threadsafe(self._wake.set)
+        elif self._send_nowait is None:
             self._wake.set()
-        elif not self._loop.is_closed():  # a proxy collected on another thread releases
-            self._loop.call_soon_threadsafe(self._wake.set)
+        elif not self._flush_soon:
+            self._flush_soon = True
+            self._loop.call_soon(self._flush_now)  # once per iteration: frames go together
+
+    def _flush_now(self) -> None:
+        self._flush_soon = False
+        if self._writing or self._backlog:
+            self._wake.set()  # the writer task is at it: it takes what is queued, in order
+            return
+        with self._plock:
+            data = self.protocol.data_to_send()
+        if not data or (self.closed and self._reader.done()):
+            return
+        assert self._send_nowait is not None  # noqa: S101 - scheduled only when it exists
+        try:
+            sent = self._send_nowait(data)
+        except Exception as e:
+            self.abort(f"the stream failed: {e or type(e).__name__}")
+            return
+        if not sent:
+            self._backlog.append(data)
+            self._wake.set()
 
     async def _read(self) -> None:
         try:
@@ -986,8 +1075,12 @@ class AsyncStreamLink(StreamLink):
                         events = self.protocol.events()
                         ended = self.protocol.state is State.CLOSED
                     self._handle(events)
-                if self.protocol.wants_write:
-                    self._wake.set()  # the protocol answered by itself (Welcome, Pong)
+                if self._flush_soon:
+                    # Replies of the calls just read (and a Welcome, a Pong) go now, in
+                    # one write, not one loop iteration later.
+                    self._flush_now()
+                elif self.protocol.wants_write:
+                    self._kick()  # the protocol answered by itself (Welcome, Pong)
                 if ended:
                     break
         except asyncio.CancelledError:
@@ -1011,21 +1104,30 @@ class AsyncStreamLink(StreamLink):
         while True:
             await wake.wait()
             wake.clear()
-            with self._plock:
-                data = self.protocol.data_to_send()
-            if data:
-                try:
+            self._writing = True
+            try:
+                while True:
+                    with self._plock:
+                        data = self.protocol.data_to_send()
+                    if self._backlog:
+                        data = b"".join([*self._backlog, data])
+                        self._backlog.clear()
+                    if not data:
+                        break
                     await self.stream.send(data)
-                except Exception as e:
-                    self.abort(f"the stream failed: {e or type(e).__name__}")
-                    return
+            except Exception as e:
+                self.abort(f"the stream failed: {e or type(e).__name__}")
+                return
+            finally:
+                self._writing = False
 
     async def _shutdown(self) -> None:
         self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
         with self._plock:
-            data = self.protocol.data_to_send()
+            data = b"".join([*self._backlog, self.protocol.data_to_send()])
+        self._backlog.clear()
         if data:
             with contextlib.suppress(OSError, TimeoutError):
                 await asyncio.wait_for(self.stream.send(data), self.close_timeout)
