@@ -61,7 +61,7 @@ from canopy.errors import (
 from canopy.runtime._modes import close_thread_loop
 from canopy.runtime._tables import SHARED
 from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, KEEPALIVE, Dispatch, Service
-from canopy.streams import NO_OPTIONS, AsyncStream, Layering, Stream
+from canopy.streams import NO_OPTIONS, RECEIVE_SIZE, AsyncStream, Layering, Stream
 from canopy.streams import aconnect as open_async_stream
 from canopy.streams import connect as open_stream
 from canopy.transports._watchdog import STALLS, WATCHDOG
@@ -94,6 +94,15 @@ DEAD_AFTER = 10.0
 """Seconds a link waits for any sign of life after a ping before it is declared dead."""
 CLOSE_TIMEOUT = 1.0
 """Seconds a closing link waits for the peer to acknowledge its goodbye."""
+
+
+MAX_READ = 4 * 1024 * 1024
+"""Most bytes read at once while a large frame arrives."""
+
+
+def _read_size(pending: int) -> int:
+    """What to ask of the stream: the rest of a large frame at once, or the usual chunk."""
+    return RECEIVE_SIZE if pending <= RECEIVE_SIZE else min(pending, MAX_READ)
 
 
 class StreamLink:
@@ -570,7 +579,7 @@ class BlockingStreamLink(StreamLink):
         """Read one chunk and handle every event in it, in order."""
         why = ""
         try:
-            data: bytes | None = self.stream.receive()
+            data: bytes | None = self.stream.receive(_read_size(self.protocol.pending))
         except OSError as e:
             data, why = None, str(e) or type(e).__name__
         self._received_at = time.monotonic()
@@ -1062,7 +1071,9 @@ class AsyncStreamLink(StreamLink):
             while True:
                 why = ""
                 try:
-                    data: bytes | None = await self.stream.receive()
+                    data: bytes | None = await self.stream.receive(
+                        _read_size(self.protocol.pending)
+                    )
                 except OSError as e:
                     data, why = None, str(e) or type(e).__name__
                 self._received_at = time.monotonic()

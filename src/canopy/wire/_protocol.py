@@ -132,6 +132,7 @@ class Protocol:
     peer_encodings: frozenset[Encoding] = frozenset()
     peer_quiet: bool = False
     _in: bytearray = field(default_factory=bytearray)
+    _want: int = _HEADER  # bytes ``_in`` must hold before a whole frame is in it
     _out: bytearray = field(default_factory=bytearray)
     _events: list[Event] = field(default_factory=list)
     _bad_frames: int = 0
@@ -169,6 +170,12 @@ class Protocol:
         """The events found since the last call, oldest first."""
         found, self._events = self._events, []
         return found
+
+    @property
+    def pending(self) -> int:
+        """Bytes still to come of the frame being received, 0 between frames: a driver
+        may read that much at once rather than in its usual chunks."""
+        return max(self._want - len(self._in), 0) if self._in else 0
 
     @property
     def wants_write(self) -> bool:
@@ -231,6 +238,8 @@ class Protocol:
         # passed in is used as it is, with no copy at all.
         if self._in:
             self._in += data
+            if len(self._in) < self._want:
+                return  # a large frame, still arriving: nothing to parse, nothing to copy
             data = bytes(self._in)
             self._in.clear()
         elif not isinstance(data, bytes):
@@ -259,6 +268,12 @@ class Protocol:
             self._frame(frame)
         if pos < end and self.state is not State.CLOSED:
             self._in += view[pos:]
+            rest = end - pos
+            self._want = (
+                _HEADER + int.from_bytes(view[pos : pos + _HEADER], "little")
+                if rest >= _HEADER
+                else _HEADER
+            )
 
     def _frame(self, frame: memoryview) -> None:
         try:
