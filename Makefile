@@ -25,6 +25,16 @@ bench: $(STAMP)
 	$(PY) bench/idl_compile.py
 	$(PY) bench/inprocess_call.py
 	$(PY) bench/stream_call.py
+	$(PY) bench/call_cpu.py
+
+# Canopy, the raw floors and (bench-peers) grpcio, RPyC, Pyro5 and pycapnp in one run;
+# bench-peers installs the peers into bench/.venv-peers first. See bench/suite.py.
+.PHONY: bench-suite bench-peers
+bench-suite: $(STAMP)
+	$(PY) bench/suite.py --out BENCHMARKS-latest.md
+
+bench-peers: $(STAMP)
+	$(PY) bench/suite.py --peers --out BENCHMARKS-latest.md
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
