@@ -83,6 +83,7 @@ namespace suite
         error_code count([out] uint64_t& received);
         error_code echo(const std::vector<uint8_t>& data, [out] std::vector<uint8_t>& back);
         error_code make_item([out] rpc::shared_ptr<i_item>& item);
+        error_code make_items(uint32_t count, [out] std::vector<rpc::shared_ptr<i_item>>& items);
         error_code take_item(const rpc::shared_ptr<i_item>& item);
         error_code keep_item(const rpc::shared_ptr<i_item>& item);
         error_code drop_items();
@@ -100,6 +101,7 @@ QUICK = {  # sizes of a smoke run, through the drivers' environment
     "PB_N_ECHO": "10",
     "PB_N_REFS": "1000",
     "PB_N_LIVE": "1000",
+    "PB_N_LIVE_CALL": "1000",
     "PB_N_CLIENTS": "100",
     "PB_CLIENTS_CAP": "20",
 }
@@ -158,6 +160,9 @@ def implementations(suite: Any) -> tuple[type, type]:
         def make_item(self) -> Any:
             return Item()
 
+        def make_items(self, count: int) -> list[Any]:
+            return [Item() for _ in range(count)]
+
         def take_item(self, item: Any) -> None:
             pass  # the proxy goes with the call
 
@@ -178,6 +183,7 @@ def serve(mode: str, where: str, spec: str | None) -> None:
     ``shm`` (one link over the shared-memory channel ``spec``); until SIGTERM."""
     import canopy
     from canopy.streams import shm, tls
+    from canopy.wire import Limits
 
     C.server_watchdog()
     suite = load_idl(where)
@@ -195,7 +201,10 @@ def serve(mode: str, where: str, spec: str | None) -> None:
 
         asyncio.run(main())
         return
-    with canopy.Zone("suite-server") as zone:
+    # (a) with N_LIVE_CALL live objects exports that many to one client, and the root:
+    # more than a link's default limit, which is there for untrusted peers.
+    limits = Limits(max_exported_objects=2 * C.N_LIVE_CALL + 16)
+    with canopy.Zone("suite-server", limits=limits) as zone:
         if mode == "shm":
             assert spec is not None
             zone.accept(shm.attach(spec), lambda z: bench(), suite.i_bench)
@@ -227,6 +236,9 @@ def server(mode: str, where: str, channel: Any = None) -> Iterator[dict[str, str
 
 
 # ---------------------------------------------------------------- Canopy's clients
+
+
+LIVE_ROW = "canopy blocking, live objects"  # how many: the row's notes
 
 
 def emit(client: str, transport: str, test: str, fields: C.Fields) -> None:
@@ -344,6 +356,14 @@ def blocking_group(where: str) -> None:
                 emit("blocking", transport, "c_oneway", posts(bench, C.N_ONEWAY))
                 emit("blocking", transport, "d_echo_1mib", C.measure_echo(bench.echo, payload))
                 if transport == "tcp":
+                    # (a) again with N_LIVE_CALL objects exported to this client and as
+                    # many proxies alive here: a call's cost must not grow with them.
+                    live = bench.make_items(C.N_LIVE_CALL)
+                    rtt = C.measure_sync_rtt(adding(bench))
+                    C.emit(LIVE_ROW, "a_sync_rtt", transport=transport, live=len(live), **rtt)
+                    del live
+                    zone.flush()
+                    until(lambda bench=bench: bench.live() == 0)  # type: ignore[misc]
                     for passed, test in ((False, "f_refs_returned"), (True, "f_refs_passed")):
                         references(bench, zone, item, passed)  # warm-up
                         emit("blocking", transport, test, references(bench, zone, item, passed))
@@ -788,6 +808,7 @@ def _rows() -> list[tuple[str, Key, tuple[Key, ...]]]:
             )
         else:
             add(a, "a_sync_rtt", "canopy blocking", transport, (floor, transport))
+    add(a, "a_sync_rtt", LIVE_ROW, "tcp", ("canopy blocking", "tcp"))
     for peer in TCP_PEERS_SYNC:
         add(a, "a_sync_rtt", peer, "tcp", ("raw-tcp", "tcp"))
     b = "(b) asyncio add"
@@ -883,6 +904,8 @@ def _notes(record: C.Fields) -> str:
         )
     if test.startswith("f_"):
         notes.append(f"per call: median {record['med_us']} µs")
+    if "live" in record:
+        notes.append(f"{record['live']:,} objects exported to the client, a proxy of each alive")
     if test == "b_conc16" and record["peer"] in BLOCKING_WITH_FUTURES:
         notes.append("blocking client, 16 futures")
     if "spread" in record:

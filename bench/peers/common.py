@@ -54,6 +54,7 @@ ONEWAY_BYTES = ONEWAY_TEXT.encode()
 ECHO_SIZE = 1 << 20
 N_REFS = _env_int("PB_N_REFS", 10_000)  # (f) references made, passed and released
 N_LIVE = _env_int("PB_N_LIVE", 10_000)  # (g) live proxies and exported objects
+N_LIVE_CALL = _env_int("PB_N_LIVE_CALL", 100_000)  # (a) again with this many live objects
 N_CLIENTS = _env_int("PB_N_CLIENTS", 1_000)  # (h) concurrent clients
 CLIENTS_CAP = float(os.environ.get("PB_CLIENTS_CAP", "60.0"))  # (h) seconds per phase
 CALLS_PER_CLIENT = 3  # (h) sequential calls each client makes, all clients at once
