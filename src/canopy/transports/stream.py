@@ -21,11 +21,13 @@ Whoever reads handles every event in order; calls and posts go to one ordered
 queue per link. A caller's thread never runs an implementation: the queue it
 read is run on a thread pool, so that a callback arriving while its caller
 waits cannot deadlock, and nested calls from it work. A background reader runs
-the queue itself once it has let the read role go (and made sure another
-reader is free to take it): a call then reaches its implementation, and its
-reply the socket, on the thread that read it, with no hand-over between
-threads. A post finishes before the next message starts; a call starts in
-order, and runs on its own thread when others wait behind it. Writes are
+the queue itself once it has let the read role go: a call then reaches its
+implementation, and its reply the socket, on the thread that read it, with no
+hand-over between threads; a nested call from it reads for itself, and a run
+that goes on for more than a moment (``STALLS``) has another thread take over
+the reading. A post finishes before the next message starts; a call starts in
+order, and runs on its own thread when others wait behind it. Posts are left
+for the next frame written or for ``FLUSHER``, a batch at a time. Writes are
 combined: a thread that finds another one writing leaves its frames for that
 writer, so a reader never blocks behind a write and frames queued meanwhile go
 out in one system call.
