@@ -650,9 +650,10 @@ class Service:
                     f"object does not implement interface {m.interface:#x}",
                 )
                 return None
-            p = plan(cls).methods.get(m.method)
+            served = plan(cls)
+            p = served.methods.get(m.method)
             if p is None:
-                why = f"{plan(cls).info.name} has no method {m.method} (in zone {self.name!r})"
+                why = f"{served.info.name} has no method {m.method} (in zone {self.name!r})"
                 self._refuse(link, m, int(ErrorCode.INVALID_METHOD_ID), why)
                 return None
             _served[(type(target), m.interface, m.method)] = p
@@ -660,9 +661,9 @@ class Service:
             why = f"{p.qualified_name} is {'a post' if p.info.post else 'a call'}"
             self._refuse(link, m, int(ErrorCode.INVALID_METHOD_ID), why)
             return None
-        encoding = link.protocol.encoding
-        if m.encoding != encoding:
-            encoding = _ENCODINGS.get(m.encoding)  # type: ignore[assignment]
+        encoding: Encoding | None = link.protocol.encoding
+        if m.encoding != encoding:  # another than the link's, chosen for this call
+            encoding = _ENCODINGS.get(m.encoding)
         if encoding not in link.protocol.encodings:
             accepted = ", ".join(e.name.lower() for e in link.protocol.encodings)
             self._refuse(
