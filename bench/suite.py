@@ -48,7 +48,7 @@ import threading
 import time
 import timeit
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,7 +188,7 @@ def serve(mode: str, where: str, spec: str | None) -> None:
     C.server_watchdog()
     suite = load_idl(where)
     bench = implementations(suite)[0]
-    if mode == "asyncio":
+    if mode in ("asyncio", "uvloop"):
 
         async def main() -> None:
             async with canopy.AsyncZone("suite-server") as zone:
@@ -199,7 +199,7 @@ def serve(mode: str, where: str, spec: str | None) -> None:
                 C.server_ready(json.dumps({"tcp": tcp.url, "unix": unix.url}))
                 await C.wait_sigterm()
 
-        asyncio.run(main())
+        run_on(mode, main())
         return
     # (a) with N_LIVE_CALL live objects exports that many to one client, and the root:
     # more than a link's default limit, which is there for untrusted peers.
@@ -222,6 +222,17 @@ def serve(mode: str, where: str, spec: str | None) -> None:
             }
             C.server_ready(json.dumps(urls))
         threading.Event().wait(C.SERVER_MAX_LIFETIME)  # SIGTERM ends it sooner
+
+
+def run_on(loop: str, main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on asyncio's own loop (``asyncio``) or on uvloop's (``uvloop``)."""
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 @contextlib.contextmanager
@@ -414,8 +425,9 @@ def inprocess_group(where: str) -> None:
     asyncio.run(main())
 
 
-def async_group(where: str) -> None:
-    """(b) over tcp and unix, (c) and (d) over tcp, against an asyncio server."""
+def async_group(where: str, loop: str = "asyncio") -> None:
+    """(b) over tcp and unix, (c) and (d) over tcp, against an asyncio server; client and
+    server on asyncio's own loop, or both on uvloop's (``loop``)."""
     import canopy
 
     suite = load_idl(where)
@@ -434,17 +446,17 @@ def async_group(where: str) -> None:
                 bench = await zone.connect(urls[transport], suite.i_bench_async)
                 assert await bench.add(1, 2) == 3
                 rtt = await C.measure_async_rtt(adding(bench))
-                emit("asyncio", transport, "b_async_rtt", rtt)
+                emit(loop, transport, "b_async_rtt", rtt)
                 conc = await C.measure_async_concurrent(adding(bench))
-                emit("asyncio", transport, "b_conc16", conc)
+                emit(loop, transport, "b_conc16", conc)
                 if transport == "tcp":
                     await aposts(bench, C.N_ONEWAY // 10)  # warm-up
-                    emit("asyncio", transport, "c_oneway", await aposts(bench, C.N_ONEWAY))
+                    emit(loop, transport, "c_oneway", await aposts(bench, C.N_ONEWAY))
                     echo = await C.measure_async_echo(bench.echo, payload)
-                    emit("asyncio", transport, "d_echo_1mib", echo)
+                    emit(loop, transport, "d_echo_1mib", echo)
 
-    with server("asyncio", where) as urls:
-        asyncio.run(main(urls))
+    with server(loop, where) as urls:
+        run_on(loop, main(urls))
 
 
 def clients_group(where: str) -> None:
@@ -609,6 +621,7 @@ GROUPS: dict[str, Callable[[str], None]] = {
     "shm": shm_group,
     "inprocess": inprocess_group,
     "async": async_group,
+    "async-uvloop": functools.partial(async_group, loop="uvloop"),
     "clients": clients_group,
     "codec": codec_group,
     "memory": memory_group,
@@ -648,6 +661,7 @@ def drivers(where: str) -> list[Driver]:
         Driver("raw-asyncio", ("-m", "peers.raw", "asyncio")),
         Driver("raw-asyncio-unix", ("-m", "peers.raw", "asyncio", "unix")),
         Driver("canopy-async", (*canopy, "async", where)),
+        Driver("canopy-uvloop", (*canopy, "async-uvloop", where)),
         Driver("canopy-clients", (*canopy, "clients", where)),
         Driver("canopy-codec", (*canopy, "codec", where)),
         Driver("canopy-memory", (*canopy, "memory", where)),
@@ -657,7 +671,7 @@ def drivers(where: str) -> list[Driver]:
         Driver("pyro5-msgpack", ("-m", "peers.pyro5_peer", "msgpack"), ("Pyro5", "msgpack")),
         Driver("capnp", ("-m", "peers.capnp_peer", "asyncio"), ("capnp",)),
         Driver("capnp-uvloop", ("-m", "peers.capnp_peer", "uvloop"), ("capnp", "uvloop")),
-        Driver("raw-uvloop", ("-m", "peers.raw", "uvloop"), ("uvloop",)),
+        Driver("raw-uvloop", ("-m", "peers.raw", "uvloop")),  # uvloop: a dev dependency
     ]
 
 
@@ -774,6 +788,7 @@ FIGURES: dict[str, tuple[str, str | None, str, bool]] = {
 Key = tuple[str, str, str]  # test, peer, transport
 TCP_PEERS_SYNC = ("grpc-sync", "rpyc-tuned", "pyro5-msgpack")
 TCP_PEERS_ASYNC = ("grpc-aio", "capnp", "capnp-uvloop")
+ASYNC_CANOPY = ("canopy asyncio", "canopy uvloop")
 ALL_PEERS = ("grpc-sync", "grpc-aio", "rpyc-tuned", "pyro5-msgpack", "capnp", "capnp-uvloop")
 BLOCKING_WITH_FUTURES = ("grpc-sync", "rpyc-tuned")  # (b) 16 in flight, not from asyncio
 
@@ -818,14 +833,21 @@ def _rows() -> list[tuple[str, Key, tuple[Key, ...]]]:
         add(b, "b_async_rtt", "canopy asyncio", transport, (floor, transport))
     add(b, "b_async_rtt", "plain await", "in-process")
     add(b, "b_async_rtt", "canopy asyncio", "in-process", ("plain await", "in-process"))
-    for peer in ("raw-uvloop", "raw-uvloop-mux", *TCP_PEERS_ASYNC):
+    add(b, "b_async_rtt", "raw-uvloop", "tcp", ("raw-asyncio", "tcp"))
+    add(b, "b_async_rtt", "raw-uvloop-mux", "tcp", ("raw-uvloop", "tcp"))
+    add(b, "b_async_rtt", "canopy uvloop", "tcp", ("raw-uvloop", "tcp"))
+    add(b, "b_async_rtt", "canopy uvloop", "unix", ("raw-asyncio-unix", "unix"))
+    for peer in TCP_PEERS_ASYNC:
         add(b, "b_async_rtt", peer, "tcp", ("raw-asyncio", "tcp"))
     b16 = "(b) 16 in flight"
     for transport, floor in (("tcp", "raw-asyncio-mux"), ("unix", "raw-asyncio-unix-mux")):
         add(b16, "b_conc16", floor, transport)
         add(b16, "b_conc16", "canopy asyncio", transport, (floor, transport))
     add(b16, "b_conc16", "canopy asyncio", "in-process")
-    for peer in ("raw-uvloop-mux", *TCP_PEERS_ASYNC, *BLOCKING_WITH_FUTURES):
+    add(b16, "b_conc16", "raw-uvloop-mux", "tcp", ("raw-asyncio-mux", "tcp"))
+    add(b16, "b_conc16", "canopy uvloop", "tcp", ("raw-uvloop-mux", "tcp"))
+    add(b16, "b_conc16", "canopy uvloop", "unix", ("raw-asyncio-unix-mux", "unix"))
+    for peer in (*TCP_PEERS_ASYNC, *BLOCKING_WITH_FUTURES):
         add(b16, "b_conc16", peer, "tcp", ("raw-asyncio-mux", "tcp"))
     c = "(c) 16-byte posts"
     for transport in ("tcp", "unix"):
@@ -836,6 +858,7 @@ def _rows() -> list[tuple[str, Key, tuple[Key, ...]]]:
     add(c, "c_oneway", "raw-asyncio", "tcp")
     add(c, "c_oneway", "canopy asyncio", "tcp", ("raw-asyncio", "tcp"), ("raw-tcp-bufw", "tcp"))
     add(c, "c_oneway", "raw-uvloop", "tcp", ("raw-asyncio", "tcp"))
+    add(c, "c_oneway", "canopy uvloop", "tcp", ("raw-uvloop", "tcp"), ("raw-tcp-bufw", "tcp"))
     for peer in ALL_PEERS:
         add(c, "c_oneway", peer, "tcp", ("raw-tcp", "tcp"), ("raw-tcp-bufw", "tcp"))
     d = "(d) 1 MiB echo"
@@ -845,6 +868,7 @@ def _rows() -> list[tuple[str, Key, tuple[Key, ...]]]:
     add(d, "d_echo_1mib", "raw-asyncio", "tcp")
     add(d, "d_echo_1mib", "canopy asyncio", "tcp", ("raw-asyncio", "tcp"))
     add(d, "d_echo_1mib", "raw-uvloop", "tcp", ("raw-asyncio", "tcp"))
+    add(d, "d_echo_1mib", "canopy uvloop", "tcp", ("raw-uvloop", "tcp"))
     for peer in ALL_PEERS:
         add(d, "d_echo_1mib", peer, "tcp", ("raw-tcp", "tcp"))
     e = "(e) config encode+decode"
@@ -957,15 +981,10 @@ def report(results: dict[Key, C.Fields]) -> tuple[str, str]:
     ]
     for label, test, mine, theirs in (
         ("(a) blocking add", "a_sync_rtt", ("canopy blocking",), TCP_PEERS_SYNC),
-        ("(b) asyncio add", "b_async_rtt", ("canopy asyncio",), TCP_PEERS_ASYNC),
-        (
-            "(b) 16 in flight",
-            "b_conc16",
-            ("canopy asyncio",),
-            (*TCP_PEERS_ASYNC, *BLOCKING_WITH_FUTURES),
-        ),
-        ("(c) 16-byte posts", "c_oneway", ("canopy blocking", "canopy asyncio"), ALL_PEERS),
-        ("(d) 1 MiB echo", "d_echo_1mib", ("canopy blocking", "canopy asyncio"), ALL_PEERS),
+        ("(b) asyncio add", "b_async_rtt", ASYNC_CANOPY, TCP_PEERS_ASYNC),
+        ("(b) 16 in flight", "b_conc16", ASYNC_CANOPY, (*TCP_PEERS_ASYNC, *BLOCKING_WITH_FUTURES)),
+        ("(c) 16-byte posts", "c_oneway", ("canopy blocking", *ASYNC_CANOPY), ALL_PEERS),
+        ("(d) 1 MiB echo", "d_echo_1mib", ("canopy blocking", *ASYNC_CANOPY), ALL_PEERS),
     ):
         unit = FIGURES[test][2]
         ours, fastest = _fastest(results, test, mine), _fastest(results, test, theirs)

@@ -30,6 +30,9 @@ from canopy.wire import Limits
 b: Any = canopy.load_idl(Path(__file__).with_name("behaviour.idl")).behaviour
 
 MODES = ("blocking", "asyncio")
+# asyncio mode again with uvloop's loop in the test's zones, over the transports whose
+# I/O the loop itself does (a child zone's process uses uvloop whenever it is installed).
+UVLOOP_TRANSPORTS = ("tcp", "unix", "tls", "ws", "shm")
 # A transport is a child zone (local) or a stream URL's scheme: a base and its layers.
 URLS = {
     "tcp": "tcp://127.0.0.1:0",
@@ -223,7 +226,13 @@ class Harness:
         self.transport = transport
         self.encoding = encoding
         encodings = (encoding,) if encoding is not None else ENCODINGS
-        self.loop = asyncio.new_event_loop() if mode == "asyncio" else None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        if mode == "asyncio":
+            self.loop = asyncio.new_event_loop()
+        elif mode == "uvloop":
+            import uvloop
+
+            self.loop = uvloop.new_event_loop()
         zone_class = Zone if mode == "blocking" else AsyncZone
         self.zone: Service = zone_class("host", limits=limits)
         self.service: Service | None = None

@@ -49,3 +49,16 @@ def inference_service() -> Any:
 
 
 __all__ = ["b"]
+
+
+class LoopReporting(TestService):
+    """Says, as ``who``'s method, which event loop the child runs its zone on."""
+
+    async def who(self) -> tuple[int, str, str]:
+        from canopy._loops import loop_name
+
+        return 0, loop_name(), ""
+
+
+def loop_reporting() -> LoopReporting:
+    return LoopReporting()

@@ -42,6 +42,7 @@ def test_canopy_exports() -> None:
         "decode",
         "encode",
         "load_idl",
+        "run",
         "use_encoding",
         "validate",
     ]

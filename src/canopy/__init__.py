@@ -3,7 +3,8 @@
 The public surface: zones (``Zone`` blocking, ``AsyncZone`` asyncio), the servers
 they run (``Server``, ``AsyncServer``), what proxies need (``cast``, ``acast``,
 ``close``, ``use_encoding``, ``call_timeout``), what an implementation may ask (``caller``),
-compiling IDL (``load_idl``),
+compiling IDL (``load_idl``), running a coroutine on uvloop when it is installed
+(``run``),
 values stored with the schema they travel with (``encode``/``decode``), and
 the errors every call can raise.
 """
@@ -15,6 +16,7 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from canopy._loops import run
 from canopy.errors import (
     ApplicationError,
     CallCancelled,
@@ -122,6 +124,7 @@ __all__ = [
     "decode",
     "encode",
     "load_idl",
+    "run",
     "use_encoding",
     "validate",
 ]

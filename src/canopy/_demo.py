@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import canopy
+from canopy import _loops
 from canopy.codegen import load_python, write_python
 from canopy.idl import Interface, Model, compile_file, compile_text, fingerprint
 from canopy.idl._printer import as_written, type_text
@@ -61,7 +62,7 @@ def run(output: Path | None) -> None:
     print(f"host imports {len(host.imported())} object(s): the service root only")
 
     _title("3. The same classes under asyncio")
-    asyncio.run(_async_walkthrough(inference, service_cls, sink_cls))
+    _loops.run(_async_walkthrough(inference, service_cls, sink_cls))
 
     _title("4. An IDL error, as the compiler reports it")
     try:

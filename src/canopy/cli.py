@@ -92,9 +92,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import asyncio
     import logging
 
+    from canopy._loops import run
     from canopy._serve import ServeError, serve
 
     logging.basicConfig(level=logging.INFO, format="canopy: %(message)s")
@@ -102,7 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
         print("canopy serve: --tls-client-ca needs --tls-cert", file=sys.stderr)
         return 2
     try:
-        asyncio.run(
+        run(
             serve(
                 args.factory,
                 args.listen,

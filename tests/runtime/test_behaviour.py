@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import canopy
-from behaviour import COMBINATIONS, MODES, Gadget, Harness, Listener, Widget, b
+from behaviour import COMBINATIONS, MODES, UVLOOP_TRANSPORTS, Gadget, Harness, Listener, Widget, b
 from canopy.runtime import close
 from canopy.runtime._plans import plan
 
@@ -33,10 +33,16 @@ CHILD_SLICE = {
 
 
 @pytest.fixture(
-    params=[(m, t, e) for m in MODES for t, e in COMBINATIONS], ids=lambda p: "-".join(p)
+    params=[
+        *((m, t, e) for m in MODES for t, e in COMBINATIONS),
+        *(("uvloop", t, "binary") for t in UVLOOP_TRANSPORTS),
+    ],
+    ids=lambda p: "-".join(p),
 )
 def h(request: pytest.FixtureRequest) -> Iterator[Harness]:
     mode, transport, encoding = request.param
+    if mode == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is optional; the dev extras install it")
     if transport.startswith("child") and not FULL and request.function.__name__ not in CHILD_SLICE:
         pytest.skip("a child process is a socket link (see unix): a representative slice runs")
     harness = Harness(mode, transport=transport, encoding=encoding)

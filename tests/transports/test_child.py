@@ -65,6 +65,21 @@ def test_a_child_serves_calls_callbacks_and_logs(caplog: pytest.LogCaptureFixtur
     assert ("canopy.child.svc", logging.WARNING, "a line on stderr") in records
 
 
+@pytest.mark.parametrize(("setting", "loop"), [("1", "uvloop"), ("0", "asyncio")])
+def test_an_asyncio_child_runs_on_uvloop_when_installed(setting: str, loop: str) -> None:
+    pytest.importorskip("uvloop", reason="uvloop is optional; the dev extras install it")
+
+    async def scenario() -> str:
+        async with canopy.AsyncZone("parent") as zone:
+            env = {**ENV, "CANOPY_UVLOOP": setting}
+            root = await zone.spawn("svc", "child_entries:loop_reporting", b.i_test_async, env=env)
+            _, reported, _ = await root.who()
+            close(root)
+            return str(reported)
+
+    assert asyncio.run(scenario()) == loop
+
+
 def test_an_asyncio_parent() -> None:
     async def scenario() -> None:
         async with canopy.AsyncZone("parent") as zone:

@@ -21,6 +21,7 @@ from inspect import CO_COROUTINE
 from types import CoroutineType
 from typing import Any, TypeVar
 
+from canopy._loops import new_runner
 from canopy.errors import CallTimeout, InvalidCast
 from canopy.generated import Interface
 from canopy.runtime._plans import MethodPlan, interface_class, interface_of
@@ -45,7 +46,7 @@ def _awaitable(result: Any) -> bool:
 def _run_coroutine(awaitable: Any) -> Any:
     runner: asyncio.Runner | None = getattr(_runners, "runner", None)
     if runner is None:
-        runner = _runners.runner = asyncio.Runner()
+        runner = _runners.runner = new_runner()
     depth = getattr(_runners, "depth", 0)
     _runners.depth = depth + 1
     try:

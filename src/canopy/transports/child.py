@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from canopy._loops import run
 from canopy.errors import RpcError, TransportError
 from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, KEEPALIVE, Service
 from canopy.streams._base import AsyncStream
@@ -319,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     encodings = tuple(Encoding(int(e)) for e in args.encodings.split(","))
     where: socket.socket | str = socket.socket(fileno=args.fd) if args.shm is None else args.shm
     if args.mode == "asyncio":
-        asyncio.run(_serve_async(args.name, args.target, where, encodings))
+        run(_serve_async(args.name, args.target, where, encodings))
     else:
         _serve_blocking(args.name, args.target, where, encodings)
     sys.stdout.flush()
