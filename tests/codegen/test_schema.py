@@ -1,7 +1,7 @@
 """The JSON Schema generator: the walkthrough's fragments, every document valid draft-07,
 every value the JSON encoder writes valid against its type's schema in both profiles
 (and the config profile refusing what the decoder refuses), defaults as the encoder
-writes them, cross-file references and recursion."""
+writes them, cross-file references, recursion and the ``--schema`` command."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ from jsonschema import Draft7Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
+from canopy.cli import main
 from canopy.codegen import CodegenError, load_python
 from canopy.codegen.schema import (
+    DRAFT_07,
     MethodSchema,
     complete_inputs,
     generate_schemas,
@@ -614,3 +616,28 @@ def test_random_idl_gives_valid_schemas_its_values_fit(source: str, data: st.Dat
             for m in method_schemas(model, d):
                 Draft7Validator.check_schema(m.inputs)
                 Draft7Validator.check_schema(m.outputs)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_canopy_generate_schema_writes_the_documents(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "schemas"
+    args = ["generate", str(INFERENCE), "--schema", "-o", str(out)]
+    assert main([*args, "--checksums", str(tmp_path / "sums")]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out / 'inference.schema.json'}" in printed
+    assert f"wrote {out / 'inference.mcp.json'}" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["inference.mcp.json", "inference.schema.json"]
+    config = json.loads((out / "inference.schema.json").read_text(encoding="utf-8"))
+    assert config["$schema"] == DRAFT_07 and config["$id"] == "inference.schema.json"
+    Draft7Validator.check_schema(config)
+    mcp = json.loads((out / "inference.mcp.json").read_text(encoding="utf-8"))
+    tools = [tool["name"] for tool in mcp["interfaces"]["inference.v1.i_session"]["tools"]]
+    assert tools == ["i_session.generate", "i_session.cancel"]
+
+    with pytest.raises(SystemExit):
+        main([*args, "--proto"])
+    assert "not allowed with argument" in capsys.readouterr().err
