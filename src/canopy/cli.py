@@ -31,10 +31,19 @@ def _parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="compile an IDL file and write what it generates")
     _idl_options(gen)
     gen.add_argument("-o", "--output", type=Path, default=Path("."), help="output directory")
-    gen.add_argument(
+    target = gen.add_mutually_exclusive_group()
+    target.add_argument(
         "--proto",
         action="store_true",
         help="write proto3 .proto files (one per IDL file) instead of Python packages",
+    )
+    target.add_argument(
+        "--schema",
+        action="store_true",
+        help="write JSON Schema instead of Python packages: NAME.schema.json (config profile, "
+        "draft-07: every struct, enum and method's inputs and outputs under definitions) for "
+        "the IDL file and each imported file it refers to, and NAME.mcp.json (MCP profile: "
+        "inlined struct schemas and each interface's tools)",
     )
     gen.add_argument(
         "--checksums",
@@ -157,6 +166,10 @@ def _generate(args: argparse.Namespace) -> int:
         from canopy.codegen.proto import write_proto
 
         written = write_proto(model, args.output)
+    elif args.schema:
+        from canopy.codegen.schema import write_schemas
+
+        written = write_schemas(model, args.output)
     else:
         written = write_python(model, args.output)
     for path in written:
