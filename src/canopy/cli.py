@@ -31,10 +31,17 @@ def _parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="compile an IDL file and write what it generates")
     _idl_options(gen)
     gen.add_argument("-o", "--output", type=Path, default=Path("."), help="output directory")
-    gen.add_argument(
+    target = gen.add_mutually_exclusive_group()
+    target.add_argument(
         "--proto",
         action="store_true",
         help="write proto3 .proto files (one per IDL file) instead of Python packages",
+    )
+    target.add_argument(
+        "--js",
+        action="store_true",
+        help="write an ES module with TypeScript declarations, and the runtime it imports "
+        "(canopy-runtime.js), instead of Python packages",
     )
     gen.add_argument(
         "--checksums",
@@ -157,6 +164,10 @@ def _generate(args: argparse.Namespace) -> int:
         from canopy.codegen.proto import write_proto
 
         written = write_proto(model, args.output)
+    elif args.js:
+        from canopy.codegen.js import write_js
+
+        written = write_js(model, args.output)
     else:
         written = write_python(model, args.output)
     for path in written:
