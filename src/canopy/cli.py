@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
         "the IDL file and each imported file it refers to, and NAME.mcp.json (MCP profile: "
         "inlined struct schemas and each interface's tools)",
     )
+    target.add_argument(
+        "--js",
+        action="store_true",
+        help="write an ES module with TypeScript declarations, and the runtime it imports "
+        "(canopy-runtime.js), instead of Python packages",
+    )
     gen.add_argument(
         "--checksums",
         type=Path,
@@ -170,6 +176,10 @@ def _generate(args: argparse.Namespace) -> int:
         from canopy.codegen.schema import write_schemas
 
         written = write_schemas(model, args.output)
+    elif args.js:
+        from canopy.codegen.js import write_js
+
+        written = write_js(model, args.output)
     else:
         written = write_python(model, args.output)
     for path in written:
