@@ -866,3 +866,21 @@ def test_compile_text_models_generate_a_stem_package() -> None:
     files = generate_python(model)
     assert list(files) == ["geo_shapes/__init__.py"]
     assert load_python(model).geo_shapes.point().x == 1
+
+
+def test_a_base_another_base_derives_from_is_inherited_once() -> None:
+    """``i12 : i1, i10`` with ``i10 : i1``: Python has no method order for the class
+    i12(i1, i10), so the class derives from i10 alone; its info names both bases."""
+    ns = load_python(
+        compile_text(
+            """
+            namespace n {
+                interface i1 { error_code a(); };
+                interface i10 : i1 { error_code b(); };
+                interface i12 : i1, i10 { error_code c(); };
+            }
+            """
+        )
+    ).n
+    assert ns.i12.__mro__[1:3] == (ns.i10, ns.i1)
+    assert [b.name for b in ns.i12.__canopy__.bases] == ["n::i1", "n::i10"]

@@ -792,11 +792,16 @@ class _Module:
             lines.append(
                 f"@{cg}.deprecated({_literal(_deprecation(i.attributes, i.qualified_name))})"
             )
-        bases = [self.ref(b, i.location) for b in i.bases] or [f"{cg}.Interface"]
-        lines.append(f"class {name}({', '.join(bases)}):")
+        bases = [self.ref(b, i.location) for b in i.bases]
+        # A base that another base already derives from is left out of the class's own
+        # bases (it comes with the other): Python has no method order for i(i1, i10)
+        # when i10 derives from i1. Its info still names every base the IDL does.
+        inherited = {a for b in i.bases for a in self._ancestors(b)}
+        direct = [r for b, r in zip(i.bases, bases, strict=True) if b not in inherited]
+        lines.append(f"class {name}({', '.join(direct or [f'{cg}.Interface'])}):")
         if i.attributes.description:
             lines += [*_docstring(i.attributes.description, "    "), ""]
-        lines += self._interface_info(i, bases if i.bases else [])
+        lines += self._interface_info(i, bases)
         members: dict[str, Location] = {"__canopy__": i.location}
         self.current = i.qualified_name
         for c in i.constants:
@@ -805,6 +810,18 @@ class _Module:
         for m in i.methods:
             lines += self._method(i, m, members)
         return lines + self._interface_async(i)
+
+    def _ancestors(self, name: str) -> set[str]:
+        """The qualified names of every interface ``name`` derives from, however far."""
+        found: set[str] = set()
+        todo = [name]
+        while todo:
+            definition = self.model.lookup(todo.pop())
+            for base in getattr(definition, "bases", ()):
+                if base not in found:
+                    found.add(base)
+                    todo.append(base)
+        return found
 
     def _proxy_type(self, t: TypeRef, location: Location, direction: str) -> str:
         match t:
