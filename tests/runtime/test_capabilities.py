@@ -83,8 +83,17 @@ def test_an_object_the_caller_let_go_of_is_not_reachable(h: Harness) -> None:
     assert reply.code == ErrorCode.OBJECT_NOT_FOUND
 
 
-def test_a_spoofed_caller_zone_is_refused(h: Harness) -> None:
-    assert call(h, obj=root_id(h), caller=0xBAD).code == ErrorCode.SECURITY_ERROR
+def test_a_caller_zone_that_cannot_be_is_refused(h: Harness) -> None:
+    """A call claiming to come from the zone it is addressed to."""
+    service = h.zones()[1].id
+    assert call(h, obj=root_id(h), caller=service).code == ErrorCode.SECURITY_ERROR
+
+
+def test_a_caller_zone_behind_the_link_is_named_but_gains_nothing(h: Harness) -> None:
+    """A neighbour passes calls on for zones behind it and names them as the caller;
+    what the call may reach is still what the neighbour holds."""
+    assert call(h, obj=root_id(h), caller=0xBAD).code == 0
+    assert call(h, obj=9999, caller=0xBAD).code == ErrorCode.OBJECT_NOT_FOUND
 
 
 def test_method_ids_out_of_range(h: Harness) -> None:
@@ -145,7 +154,8 @@ def test_releases_of_references_not_held_change_nothing(h: Harness) -> None:
     for kind in (0, 1):
         link.send(Release(h.zone.id, service.id, 9999, kind))
         link.send(Release(h.zone.id, service.id, root_id(h), 1))  # holds no optimistic ref
-        link.send(Release(0xBAD, service.id, root_id(h), 0))  # not its zone
+        link.send(Release(service.id, service.id, root_id(h), 0))  # a caller that cannot be
+        link.send(Release(h.zone.id, service.id, root_id(h), 7))  # no such kind
     assert service.exported() == before
     assert h.do(h.root.add, 1, 1) == 2
 

@@ -14,6 +14,15 @@ Theory of operation, and the invariants every other module relies on:
   sends beyond the one held is returned at once.
 - The same (zone, object) always maps to the same ``RemoteObject``, and the same
   (interface, kind) on it to the same live proxy: identity.
+- References pass through zones. A zone that hands a remote object on to a
+  neighbour other than its owner lends it: ``RemoteObject.lent`` counts, per
+  neighbour and kind, the references it passed on, and the zone keeps holding
+  its own reference upstream while it has proxies or loans of that kind. Every
+  count therefore lives between two neighbours: an owner counts the neighbour
+  that holds (or passes on) its object, whoever is further away. Calls,
+  releases and casts for the object that arrive from a borrower are forwarded
+  over ``RemoteObject.link``, the link the zone's own reference came by, so a
+  reference is always given back the way it came.
 """
 
 from __future__ import annotations
@@ -83,10 +92,31 @@ class RemoteObject:
     live: list[int] = field(default_factory=lambda: [0, 0])  # local proxies per kind
     proxies: dict[tuple[int, int], weakref.ref[Any]] = field(default_factory=dict)
     gone: bool = False
+    lent: dict[int, list[int]] = field(default_factory=dict)  # neighbour -> [shared, optimistic]
 
     def proxy(self, interface: int, kind: int) -> Any:
         ref = self.proxies.get((interface, kind))
         return ref() if ref is not None else None
+
+    def lend(self, zone: int, kind: int) -> None:
+        self.lent.setdefault(zone, [0, 0])[kind] += 1
+
+    def unlend(self, zone: int, kind: int) -> bool:
+        """Take back one loan to ``zone``; False when it had none of that kind."""
+        counts = self.lent.get(zone)
+        if counts is None or counts[kind] <= 0:
+            return False
+        counts[kind] -= 1
+        if counts == [0, 0]:
+            del self.lent[zone]
+        return True
+
+    def in_use(self, kind: int) -> bool:
+        """Whether a proxy here or a loan to a neighbour still needs the ``kind`` reference."""
+        return self.live[kind] > 0 or any(c[kind] for c in self.lent.values())
+
+    def unused(self) -> bool:
+        return not any(self.live) and not self.lent and not any(self.held)
 
 
 class Tables:

@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgspec
 
@@ -61,6 +61,7 @@ from canopy.wire import (
     encoding_of,
 )
 from canopy.wire import Protocol as Endpoint
+from canopy.wire._messages import Passed
 from canopy.wire.codecs import payload_codec
 
 log = logging.getLogger("canopy.runtime")
@@ -100,9 +101,10 @@ class Link(Protocol):
 
     def send(self, message: Message) -> None: ...
 
-    def next_id(self, on_reply: Callable[[Reply], Any]) -> int:
+    def next_id(self, on_reply: Callable[[Reply], Any], waited: bool = True) -> int:
         """A new request id; ``on_reply`` turns its reply into the caller's result the
-        moment the reply arrives, in link order (before any message sent after it)."""
+        moment the reply arrives, in link order (before any message sent after it).
+        ``waited=False``: nobody waits for it, ``on_reply`` is all that happens."""
         ...
 
     def wait(self, call_id: int, timeout: float | None = None) -> Any:
@@ -212,13 +214,17 @@ def timeout_for(link: Link) -> float | None:
     return chosen[0] if chosen is not None else link.call_timeout
 
 
-def _nested_ref(zone: Service, link: Link, value: Any) -> ObjectRef:
+def _nested_ref(zone: Service, link: Link, value: Any, passed: list[Ref] | None) -> ObjectRef:
     """A reference nested inside a struct or container (top-level ones are done first)."""
     kind = getattr(value, "_canopy_kind", SHARED)
     info = interface_of(type(value))
     if info is None:
         raise TypeError(f"cannot send {type(value).__qualname__}: not a Canopy interface")
-    return zone.reference_for(value, link, kind, info.id)
+    return zone.reference_for(value, link, kind, info.id, passed)
+
+
+Ref = tuple[int, int, int]  # (zone, object, kind): a reference as a message's refs list it
+_KINDS = (SHARED, OPTIMISTIC)
 
 
 class Service:
@@ -256,21 +262,31 @@ class Service:
         with self._lock:
             return self.tables.export(obj, frozenset(interfaces), self._object_died)
 
-    def reference_for(self, value: Any, link: Link, kind: int, interface: int) -> ObjectRef:
-        """The descriptor that hands ``value`` to the zone at the end of ``link``."""
+    def reference_for(
+        self,
+        value: Any,
+        link: Link,
+        kind: int,
+        interface: int,
+        passed: list[Ref] | None = None,
+    ) -> ObjectRef:
+        """The descriptor that hands ``value`` to the zone at the end of ``link``, counted:
+        our own object is granted to it, another zone's is lent to it (unless it is
+        going back to its owner). ``passed`` collects the references of a message that
+        goes further than ``link.peer``, for the zones it passes through."""
         remote: RemoteObject | None = getattr(value, "_canopy_remote", None)
         if remote is not None:
-            if remote.zone == link.peer:
-                # Back to where it came from: the owner finds its own object.
-                return ObjectRef(remote.zone, remote.object_id, interface, kind)
-            raise RpcError(
-                f"passing an object of zone {remote.zone:#x} on to zone {link.peer:#x} needs "
-                "routing through this zone, which this link does not do",
-                code=ErrorCode.ZONE_NOT_SUPPORTED,
-            )
-        stub = self.export(value)
-        self.grant(stub, link.peer, kind)
-        return ObjectRef(self.id, stub.object_id, interface, kind)
+            if remote.zone != link.peer:
+                self._lend(remote, link.peer, kind)
+            # (Back to where it came from: the owner finds its own object, uncounted.)
+            ref = ObjectRef(remote.zone, remote.object_id, interface, kind)
+        else:
+            stub = self.export(value)
+            self.grant(stub, link.peer, kind)
+            ref = ObjectRef(self.id, stub.object_id, interface, kind)
+        if passed is not None:
+            passed.append((ref.zone, ref.object, kind))
+        return ref
 
     def grant(self, stub: Stub, zone: int, kind: int) -> None:
         """``zone`` now holds one more reference to ``stub``'s object."""
@@ -299,15 +315,69 @@ class Service:
             if target is None:
                 raise ObjectGone(f"object {ref.object} of zone {self.name!r} no longer exists")
             return target
-        kind = ref.kind if ref.kind in (SHARED, OPTIMISTIC) else SHARED
+        kind = ref.kind if ref.kind in _KINDS else SHARED
         with self._lock:
             remote = self.tables.remote(ref.zone, ref.object, link)
-            if remote.held[kind]:
-                # One reference of each kind is enough: give the extra one back.
-                self._outbox.append((link, Release(self.id, ref.zone, ref.object, kind)))
-            else:
-                remote.held[kind] = True
+            self._take(remote, link, kind)
             return self._proxy(remote, cls, kind)
+
+    def _take(self, remote: RemoteObject, link: Link, kind: int) -> None:
+        """The zone at the end of ``link`` gave us a ``kind`` reference to ``remote``: keep
+        it as ours, or give it back if we hold one already (one of each kind is enough).
+        Under the lock."""
+        if remote.held[kind]:
+            self._outbox.append((link, Release(self.id, remote.zone, remote.object_id, kind)))
+        elif remote.link is not link and any(remote.held):
+            # It came by another way than ours (the zones form a loop): ours is the way
+            # every count and call for it goes, so take this kind that way too.
+            self._outbox.append((link, Release(self.id, remote.zone, remote.object_id, kind)))
+            self._acquire(remote, kind, self.id)
+        else:
+            remote.link = link
+            remote.held[kind] = True
+
+    def _lend(self, remote: RemoteObject, zone: int, kind: int) -> None:
+        """Pass one ``kind`` reference to ``remote`` on to neighbour ``zone``, backed by ours."""
+        with self._lock:
+            if remote.gone:
+                raise ObjectGone(
+                    f"object {remote.object_id} of zone {remote.zone:#x} no longer exists: it "
+                    "cannot be passed on"
+                )
+            if not remote.held[kind]:
+                self._acquire(remote, kind, zone)
+            remote.lend(zone, kind)
+
+    def _acquire(self, remote: RemoteObject, kind: int, requester: int) -> None:
+        """Take a ``kind`` reference upstream (an AddRef nobody waits for: anything we send
+        the owner later, a release included, arrives after it). Under the lock."""
+        remote.held[kind] = True
+        link = remote.link
+
+        def answered(reply: Reply) -> None:
+            if reply.code != 0:
+                log.debug("%r: add_ref of %r refused: %s", self, remote, reply.message)
+                with self._lock:
+                    remote.held[kind] = False
+
+        call_id = link.next_id(answered, waited=False)
+        message = AddRef(call_id, self.id, remote.zone, remote.object_id, kind, requester)
+        self._outbox.append((link, message))
+
+    def _settle(self, remote: RemoteObject, kind: int) -> None:
+        """Give our ``kind`` reference back once nothing here needs it. Under the lock."""
+        if remote.held[kind] and not remote.in_use(kind) and not remote.gone:
+            remote.held[kind] = False
+            release = Release(self.id, remote.zone, remote.object_id, kind)
+            self._outbox.append((remote.link, release))
+        self._forget_if_unused(remote)
+
+    def _forget_if_unused(self, remote: RemoteObject) -> Callable[[], None] | None:
+        key = (remote.zone, remote.object_id)
+        if remote.unused() and self.tables.remotes.get(key) is remote:
+            del self.tables.remotes[key]
+            return self._idle(remote.link, remote.zone)
+        return None
 
     def _proxy(self, remote: RemoteObject, cls: type[Interface], kind: int) -> Any:
         info = interface_of(cls)
@@ -374,17 +444,10 @@ class Service:
                     remote, kind = self._dead.popleft()
                     remote.live[kind] -= 1
                     message: Message | None = None
-                    if remote.live[kind] == 0 and remote.held[kind] and not remote.gone:
+                    if remote.held[kind] and not remote.gone and not remote.in_use(kind):
                         remote.held[kind] = False
                         message = Release(self.id, remote.zone, remote.object_id, kind)
-                    idle = None
-                    if (
-                        not any(remote.live)
-                        and self.tables.remotes.get((remote.zone, remote.object_id)) is remote
-                        and not any(remote.held)
-                    ):
-                        del self.tables.remotes[(remote.zone, remote.object_id)]
-                        idle = self._idle(remote.link, remote.zone)
+                    idle = self._forget_if_unused(remote)
                     link = remote.link
                 elif self._outbox:
                     link, message = self._outbox.popleft()
@@ -420,6 +483,7 @@ class Service:
         encoding: Encoding,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        passed: list[Ref] | None = None,
     ) -> msgspec.Raw:
         if p.in_refs:
             values = list(args)
@@ -429,16 +493,23 @@ class Service:
             for r in p.in_refs:
                 if r.index < len(values) and values[r.index] is not None:
                     values[r.index] = self.reference_for(
-                        values[r.index], link, r.kind, _interface_id(r.interface)
+                        values[r.index], link, r.kind, _interface_id(r.interface), passed
                     )
             args, kwargs = tuple(values), {}
         record = p.info.in_type(*args, **kwargs)
-        return self._encode(record, p.in_nested_refs, link, encoding)
+        return self._encode(record, p.in_nested_refs, link, encoding, passed)
 
-    def _encode(self, record: Any, nested: bool, link: Link, encoding: Encoding) -> msgspec.Raw:
+    def _encode(
+        self,
+        record: Any,
+        nested: bool,
+        link: Link,
+        encoding: Encoding,
+        passed: list[Ref] | None = None,
+    ) -> msgspec.Raw:
         """One payload; top-level references in ``record`` are already descriptors."""
         if nested:
-            record = to_refs(record, lambda value: _nested_ref(self, link, value))
+            record = to_refs(record, lambda value: _nested_ref(self, link, value, passed))
         return payload_codec(encoding, type(record))[0](record)
 
     def _decode(
@@ -482,7 +553,8 @@ class Service:
         remote = _reachable(target, p)
         link = remote.link
         encoding = self._encoding(link, p)
-        payload = self.encode_in(p, link, encoding, args, kwargs)
+        passed: list[Ref] | None = None if remote.zone == link.peer else []
+        payload = self.encode_in(p, link, encoding, args, kwargs, passed)
         call_id = link.next_id(lambda reply: self.finish_call(p, remote, encoding, reply))
         link.send(
             Call(
@@ -495,6 +567,7 @@ class Service:
                 encoding,
                 payload,
                 p.info.tag,
+                refs=tuple(passed) if passed else (),
             )
         )
         return link, call_id
@@ -529,7 +602,8 @@ class Service:
         remote = _reachable(target, p)
         link = remote.link
         encoding = self._encoding(link, p)
-        payload = self.encode_in(p, link, encoding, args, kwargs)
+        passed: list[Ref] | None = None if remote.zone == link.peer else []
+        payload = self.encode_in(p, link, encoding, args, kwargs, passed)
         link.send(
             Post(
                 self.id,
@@ -540,6 +614,7 @@ class Service:
                 encoding,
                 payload,
                 p.info.tag,
+                refs=tuple(passed) if passed else (),
             )
         )
 
@@ -568,30 +643,33 @@ class Service:
         """Handle one message from ``link``; a call to run is returned, not run."""
         with self.inside():
             if isinstance(message, Call | Post):
+                if message.zone != self.id:
+                    return self._pass_on(link, message)
                 return self._dispatch(link, message)
             if isinstance(message, Release):
-                if message.caller != link.peer:
-                    log.warning(
-                        "%r: release claiming zone %#x on the link to %#x: refused",
-                        self,
-                        message.caller,
-                        link.peer,
-                    )
+                kind = message.kind
+                if kind not in _KINDS or self._impossible(link, message.caller):
+                    log.warning("%r: %r from zone %#x: refused", self, message, link.peer)
                     return None
                 with self._lock:
+                    if message.zone != self.id:
+                        self._repaid(link, message.zone, message.object, kind)
+                        return None
                     stub = self.tables.stubs.get(message.object)
                     if stub is not None:
-                        self._released(stub, message.caller, message.kind)
+                        self._released(stub, link.peer, kind)
             elif isinstance(message, TryCast):
+                if message.zone != self.id:
+                    return self._pass_on(link, message)
                 link.send(Reply(message.id, self._cast(link, message)))
             elif isinstance(message, ObjectReleased):
                 with self._lock:
-                    remote = self.tables.remotes.get((message.zone, message.object))
-                    if remote is not None:
-                        remote.gone = True
-                        remote.held[OPTIMISTIC] = False
+                    self._gone(link, message.zone, message.object)
             elif isinstance(message, AddRef):
-                link.send(Reply(message.id, self._add_ref(link, message)))
+                if message.zone != self.id:
+                    link.send(Reply(message.id, self._lend_on_request(link, message)))
+                else:
+                    link.send(Reply(message.id, self._add_ref(link, message)))
             elif isinstance(message, GetSchema | NewZoneId):
                 link.send(
                     Reply(
@@ -601,20 +679,32 @@ class Service:
                     )
                 )
             elif isinstance(message, TransportDown):
-                for zone in message.zones:
-                    self.peer_lost(zone)
+                with self._lock:
+                    self._unreachable(link, frozenset(message.zones))
         return None
 
     def _find(self, link: Link, caller: int, object_id: int) -> Stub | int:
-        """The stub a peer may reach, or the error code refusing it."""
-        if caller != link.peer:
+        """The stub a peer may reach, or the error code refusing it.
+
+        The capability is the link's: the neighbour at its end must hold the
+        object, for itself or for the zones it passes calls on for. ``caller`` is
+        the zone the neighbour says the call comes from; one that cannot be is
+        refused."""
+        if self._impossible(link, caller):
             return int(ErrorCode.SECURITY_ERROR)
         stub = self.tables.stubs.get(object_id)
         if stub is None or stub.target is None:
             return int(ErrorCode.OBJECT_GONE if stub is not None else ErrorCode.OBJECT_NOT_FOUND)
-        if not stub.held_by(caller):
+        if not stub.held_by(link.peer):
             return int(ErrorCode.OBJECT_NOT_FOUND)  # a guessed id is no capability
         return stub
+
+    def _impossible(self, link: Link, caller: int) -> bool:
+        """Whether ``caller`` cannot be a zone at or behind ``link``: this zone or no zone.
+        (Any other zone may be: where zones form a loop, a zone linked to this one
+        may also reach it through another zone, by the way a reference came. A
+        zone id names a caller; the identity to trust is the link's.)"""
+        return caller != link.peer and (caller == self.id or caller == 0)
 
     def _cast(self, link: Link, m: TryCast) -> int:
         found = self._find(link, m.caller, m.object)
@@ -627,10 +717,139 @@ class Service:
         if isinstance(found, int):
             return found
         try:
-            self.grant(found, m.caller, m.kind if m.kind in (SHARED, OPTIMISTIC) else SHARED)
+            self.grant(found, link.peer, m.kind if m.kind in _KINDS else SHARED)
         except LimitExceeded:
             return int(ErrorCode.LIMIT_EXCEEDED)
         return 0
+
+    # ---------------------------------------------------------------- passing through
+
+    def _borrowed(self, link: Link, zone: int, object_id: int) -> RemoteObject | int:
+        """The object of another zone that the neighbour at ``link`` borrowed from us, or
+        the error code refusing it: we pass on only what we lent."""
+        remote = self.tables.remotes.get((zone, object_id))
+        if remote is None or link.peer not in remote.lent:
+            return int(ErrorCode.OBJECT_NOT_FOUND)
+        if remote.gone:
+            return int(ErrorCode.OBJECT_GONE)
+        return remote
+
+    def _pass_on(self, link: Link, m: Call | Post | TryCast) -> Dispatch | None:
+        """Forward a message for another zone's object towards it, counting the references
+        it carries; a request's reply comes back through ``Forward``."""
+        with self._lock:
+            found = self._borrowed(link, m.zone, m.object)
+            if isinstance(found, int):
+                why = (
+                    f"zone {self.name!r} passes nothing on to object {m.object} of zone "
+                    f"{m.zone:#x} for zone {link.peer:#x}"
+                )
+                if isinstance(m, TryCast):
+                    link.send(Reply(m.id, found, NO_PAYLOAD, why))
+                    return None
+                self._refuse(link, m, found, why)
+                return None
+            up: Link = found.link
+            if not isinstance(m, TryCast) and m.refs:
+                self._passing(m.refs, link, up)
+        if isinstance(m, Post):
+            up.send(m)
+            return None
+        blocking = self.mode.name == "blocking"
+        call_id = up.next_id(_as_is)
+        timeout = m.timeout_ms / 1000 if isinstance(m, Call) and m.timeout_ms else None
+        try:
+            up.send(msgspec.structs.replace(m, id=call_id))
+        except CanopyError as e:
+            link.send(Reply(m.id, int(e.code), NO_PAYLOAD, e.message or str(e)))
+            return None
+        wait = up.wait if blocking else up.wait_async
+        return Forward(self, link, m.id, up, wait, (call_id, timeout or timeout_for(up)), m.caller)
+
+    def _passing(self, refs: Passed, came: Link, going: Link) -> None:
+        """Count the references a message carries from ``came`` on to ``going``. Under the lock.
+
+        The zone before us granted or lent us each one (unless it is ours); we lend
+        it on to the zone after us, or give it back when that zone is its owner."""
+        for zone, object_id, kind in refs:
+            if kind not in _KINDS:
+                kind = SHARED
+            if zone == self.id:
+                stub = self.tables.stubs.get(object_id)
+                if stub is not None and stub.target is not None:
+                    try:
+                        self.grant(stub, going.peer, kind)
+                    except LimitExceeded as e:
+                        log.warning("%r: %s", self, e)
+                continue
+            if zone == going.peer:  # home to its owner, which counts nothing for it
+                self._outbox.append((came, Release(self.id, zone, object_id, kind)))
+                continue
+            remote = self.tables.remote(zone, object_id, came)
+            self._take(remote, came, kind)
+            remote.lend(going.peer, kind)
+
+    def _repaid(self, link: Link, zone: int, object_id: int, kind: int) -> None:
+        """A neighbour gave back a reference we lent it. Under the lock."""
+        remote = self.tables.remotes.get((zone, object_id))
+        if remote is None or not remote.unlend(link.peer, kind):
+            log.debug(
+                "%r: release of object %d of zone %#x by zone %#x, which borrowed none",
+                self,
+                object_id,
+                zone,
+                link.peer,
+            )
+            return
+        self._settle(remote, kind)
+
+    def _lend_on_request(self, link: Link, m: AddRef) -> int:
+        """A borrower asks for one more reference (of another kind, say): lend it."""
+        with self._lock:
+            found = self._borrowed(link, m.zone, m.object)
+            if isinstance(found, int):
+                return found
+            self._lend(found, link.peer, m.kind if m.kind in _KINDS else SHARED)
+        return 0
+
+    def _gone(self, link: Link, zone: int, object_id: int) -> None:
+        """The owner (through ``link``) says the object is gone: tell whoever borrowed an
+        optimistic reference to it from us. Under the lock."""
+        remote = self.tables.remotes.get((zone, object_id))
+        if remote is None or remote.link is not link:
+            return
+        remote.gone = True
+        remote.held[OPTIMISTIC] = False
+        for holder, counts in list(remote.lent.items()):
+            if counts[OPTIMISTIC]:
+                # The notice ends the holder's optimistic reference: it sends no release.
+                counts[OPTIMISTIC] = 0
+                if counts == [0, 0]:
+                    del remote.lent[holder]
+                out = self.links.get(holder)
+                if out is not None:
+                    self._outbox.append((out, ObjectReleased(zone, object_id, holder)))
+        self._forget_if_unused(remote)
+
+    def _unreachable(self, link: Link, zones: frozenset[int] | None) -> None:
+        """The zones ``zones`` (None: every zone) behind ``link`` can no longer be reached:
+        what we hold there is gone, and so is what we lent of it. Under the lock."""
+        behind: dict[int, set[int]] = {}  # borrower -> zones it can no longer reach
+        for remote in list(self.tables.remotes.values()):
+            if remote.link is not link or (zones is not None and remote.zone not in zones):
+                continue
+            remote.gone = True
+            remote.held = [False, False]
+            for holder in remote.lent:  # the notice ends what they borrowed: no releases
+                behind.setdefault(holder, set()).add(remote.zone)
+            remote.lent.clear()
+            key = (remote.zone, remote.object_id)
+            if self.tables.remotes.get(key) is remote:
+                del self.tables.remotes[key]
+        for holder, lost in behind.items():
+            out = self.links.get(holder)
+            if out is not None and out is not link:
+                self._outbox.append((out, TransportDown(tuple(sorted(lost)))))
 
     def _dispatch(self, link: Link, m: Call | Post) -> Dispatch | None:
         is_call = type(m) is Call
@@ -683,17 +902,17 @@ class Service:
             self._refuse(link, m, int(ErrorCode.INVALID_DATA), f"{p.qualified_name}: {e}")
             return None
         if is_call:
-            running = self._in_flight.get(m.caller, 0)
+            running = self._in_flight.get(link.peer, 0)
             if running >= self.limits.max_calls_in_flight:
                 self._refuse(
                     link,
                     m,
                     int(ErrorCode.LIMIT_EXCEEDED),
-                    f"zone {m.caller:#x} has {running} calls running in zone {self.name!r} "
+                    f"zone {link.peer:#x} has {running} calls running in zone {self.name!r} "
                     f"(max_calls_in_flight={self.limits.max_calls_in_flight})",
                 )
                 return None
-            self._in_flight[m.caller] = running + 1
+            self._in_flight[link.peer] = running + 1
         method = getattr(target, p.info.python_name)
         return Dispatch(
             self,
@@ -721,6 +940,9 @@ class Service:
                     "%r: post %s raised %s: %s", self, d.plan.info.name, type(error).__name__, error
                 )
             return
+        if type(d) is Forward:
+            self._forwarded(d, result, error)
+            return
         caller = d.link.peer
         running = self._in_flight.get(caller, 0) - 1
         if running > 0:
@@ -729,26 +951,39 @@ class Service:
             self._in_flight.pop(caller, None)
         with self.inside():
             if error is None:
+                passed: list[Ref] | None = None if d.caller == d.link.peer else []
                 try:
-                    payload = self._encode_out(d, result)
+                    payload = self._encode_out(d, result, passed)
                 except (CanopyError, TypeError, ValueError, msgspec.EncodeError) as e:
                     error = e
                 else:
-                    d.link.send(Reply(d.call_id, 0, payload))
+                    d.link.send(Reply(d.call_id, 0, payload, refs=tuple(passed) if passed else ()))
                     return
             d.link.send(_error_reply(d, error))
 
-    def _encode_out(self, d: Dispatch, result: Any) -> msgspec.Raw:
+    def _forwarded(self, d: Dispatch, reply: Any, error: BaseException | None) -> None:
+        """The reply to a request we passed on goes back the way the request came."""
+        with self.inside():
+            if error is not None or not isinstance(reply, Reply):
+                d.link.send(_error_reply(d, error or TypeError(f"not a reply: {reply!r}")))
+                return
+            if reply.refs:
+                assert isinstance(d, Forward)  # noqa: S101 - complete() sends only those here
+                with self._lock:
+                    self._passing(reply.refs, d.up, d.link)
+            d.link.send(msgspec.structs.replace(reply, id=d.call_id))
+
+    def _encode_out(self, d: Dispatch, result: Any, passed: list[Ref] | None) -> msgspec.Raw:
         p = d.plan
         fields = p.info.out_type.__struct_fields__
         values = [] if not fields else [result] if len(fields) == 1 else list(result)
         for r in p.out_refs:
             if values[r.index] is not None:
                 values[r.index] = self.reference_for(
-                    values[r.index], d.link, r.kind, _interface_id(r.interface)
+                    values[r.index], d.link, r.kind, _interface_id(r.interface), passed
                 )
         record = p.info.out_type(*values)
-        return self._encode(record, p.out_nested_refs, d.link, d.encoding)
+        return self._encode(record, p.out_nested_refs, d.link, d.encoding, passed)
 
     # ---------------------------------------------------------------- links ending
 
@@ -763,11 +998,15 @@ class Service:
                 while counts and counts[OPTIMISTIC]:
                     self._released(stub, zone, OPTIMISTIC)
                     counts = stub.holders.get(zone)
-            for key, remote in list(self.tables.remotes.items()):
-                if remote.zone == zone:
-                    remote.gone = True
-                    remote.held = [False, False]
-                    del self.tables.remotes[key]
+            link = self.links.get(zone)
+            for remote in list(self.tables.remotes.values()):
+                if remote.lent.pop(zone, None) is not None:  # its loans end with it
+                    for kind in _KINDS:
+                        self._settle(remote, kind)
+                if remote.link is not link and remote.zone == zone:
+                    link = remote.link  # a link already dropped from ``links``
+            if link is not None:
+                self._unreachable(link, None)
             self.links.pop(zone, None)
 
     # ---------------------------------------------------------------- inspection
@@ -782,7 +1021,9 @@ class Service:
 
     def imported(self) -> list[tuple[int, int]]:
         with self._lock:
-            return [k for k, r in self.tables.remotes.items() if any(r.held) or any(r.live)]
+            return [
+                k for k, r in self.tables.remotes.items() if any(r.held) or any(r.live) or r.lent
+            ]
 
 
 class _Inside:
@@ -837,6 +1078,26 @@ class Dispatch:
         return _caller.set((self.caller, self.link, self.plan))
 
 
+class Forward(Dispatch):
+    """A request passed on to another zone: ``method`` waits for its reply (a ``Reply``),
+    which ``Service.complete`` sends back with the request's own id."""
+
+    __slots__ = ("up",)
+
+    def __init__(
+        self,
+        zone: Service,
+        link: Link,
+        call_id: int,
+        up: Link,
+        wait: Callable[..., Any],
+        args: tuple[Any, ...],
+        caller: int,
+    ) -> None:
+        super().__init__(zone, link, call_id, _FORWARDING, wait, args, caller=caller)
+        self.up = up
+
+
 def _reachable(target: Any, p: MethodPlan) -> RemoteObject:
     """The remote object behind a proxy, or the error saying why it cannot be called."""
     remote: RemoteObject = target._canopy_remote
@@ -851,6 +1112,8 @@ def _reachable(target: Any, p: MethodPlan) -> RemoteObject:
 
 
 _ENCODINGS = {int(e): e for e in Encoding}
+_FORWARDING = cast(MethodPlan, None)
+"""A forwarded request's plan: it runs no method of this zone's, so it has none."""
 _served: dict[tuple[type[Any], int, int], MethodPlan] = {}
 """(implementation class, interface id, method id) -> the plan it is served by."""
 

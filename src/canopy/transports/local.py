@@ -81,10 +81,12 @@ class LocalLink:
 
     # -- sending
 
-    def next_id(self, on_reply: Callable[[Reply], Any]) -> int:
+    def next_id(self, on_reply: Callable[[Reply], Any], waited: bool = True) -> int:
         call_id = next(self._ids)
         self._handlers[call_id] = on_reply
-        if self.zone.mode.name == "asyncio":
+        if not waited:
+            self._abandoned.add(call_id)  # its reply runs on_reply and goes no further
+        elif self.zone.mode.name == "asyncio":
             self._futures[call_id] = asyncio.get_running_loop().create_future()
         return call_id
 

@@ -172,9 +172,11 @@ class StreamLink:
         """What the stream knows of the other end (``address``, ``peercred``)."""
         return self.stream.info
 
-    def next_id(self, on_reply: Callable[[Reply], Any]) -> int:
+    def next_id(self, on_reply: Callable[[Reply], Any], waited: bool = True) -> int:
         call_id = next(self._ids)
         self._handlers[call_id] = on_reply
+        if not waited:
+            self._abandoned.add(call_id)  # its reply runs on_reply and goes no further
         return call_id
 
     def remote_root(self, cls: type[Any]) -> Any:
@@ -969,9 +971,10 @@ class AsyncStreamLink(StreamLink):
 
     # -- the Link protocol
 
-    def next_id(self, on_reply: Callable[[Reply], Any]) -> int:
-        call_id = super().next_id(on_reply)
-        self._futures[call_id] = self._loop.create_future()
+    def next_id(self, on_reply: Callable[[Reply], Any], waited: bool = True) -> int:
+        call_id = super().next_id(on_reply, waited)
+        if waited:
+            self._futures[call_id] = self._loop.create_future()
         return call_id
 
     def send(self, message: Message) -> None:

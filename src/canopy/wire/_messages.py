@@ -93,7 +93,19 @@ class Refuse(_Message, frozen=True, tag=3):
 # ---------------------------------------------------------------- calls
 
 
+Passed = tuple[tuple[int, int, int], ...]
+"""(zone, object, kind) of every reference in a payload, for the zones it passes
+through: sent only when a message goes further than the next zone (see Call)."""
+
+
 class Call(_Message, frozen=True, tag=4):
+    """Call ``method`` of ``interface`` on ``object`` of ``zone``, for zone ``caller``.
+
+    A zone forwards a message addressed to another zone over the link its
+    reference came by, without decoding the payload; ``refs`` tells it which
+    references the payload carries, so that it can count them as they pass.
+    """
+
     id: int
     caller: int
     zone: int
@@ -104,6 +116,7 @@ class Call(_Message, frozen=True, tag=4):
     payload: msgspec.Raw
     tag: int = 0
     timeout_ms: int = 0  # the caller's remaining time; 0: none
+    refs: Passed = ()
 
 
 class Post(_Message, frozen=True, tag=5):
@@ -115,6 +128,7 @@ class Post(_Message, frozen=True, tag=5):
     encoding: int
     payload: msgspec.Raw
     tag: int = 0
+    refs: Passed = ()
 
 
 class Reply(_Message, frozen=True, tag=6):
@@ -128,6 +142,7 @@ class Reply(_Message, frozen=True, tag=6):
     code: int
     payload: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"\xc0"))
     message: str = ""
+    refs: Passed = ()
 
 
 class TryCast(_Message, frozen=True, tag=7):
