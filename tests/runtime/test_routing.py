@@ -256,3 +256,50 @@ def test_posts_through_two_hops_arrive_in_order(t: Tree) -> None:
     t.settle()
     assert t.do(foo.get_recorded_messages) == list(range(0, 150, 3))
     del foo, z2, z3
+
+
+# ------------------------------------------------------------------ lifetime under failure
+
+
+def _zone(t: Tree, proxy: Any) -> Any:
+    """The in-process zone that owns ``proxy``'s object."""
+    owner = proxy._canopy_remote.zone
+    return next(z for z in t.zones() if z.id == owner)
+
+
+def test_a_lost_link_ends_what_was_reached_and_lent_through_it(t: Tree) -> None:
+    (z,) = t.chain(t.e, 1)
+    b = t.do(z.create_baz)  # R holds Z's baz through E; Z holds R's host through E
+    e_zone, z_zone = _zone(t, t.e), _zone(t, z)
+    assert t.do(b.callback, 1) is None
+    e_zone.links[z_zone.id].close()  # the link between E and Z dies
+    t.settle()
+    with pytest.raises(canopy.ObjectGone):  # R learnt that Z is unreachable
+        t.do(b.callback, 2)
+    with pytest.raises(canopy.ObjectGone):
+        t.do(z.add, 1, 2)
+    assert t.do(t.e.add, 1, 2) == 3  # what does not go through the dead link still works
+    assert z_zone.exported() == {} and z_zone.imported() == []  # Z let go of H and its baz
+    # E holds R's host for its own example, lends it to nobody, and holds nothing of Z's.
+    assert [zone for zone, _ in e_zone.imported()] == [t.root.id]
+    assert all(not r.lent for r in e_zone.tables.remotes.values())
+    del b, z
+
+
+def test_a_lost_link_destroys_objects_whose_last_holders_were_behind_it(t: Tree) -> None:
+    (z,) = t.chain(t.e, 1)
+    foo = t.do(t.e.create_foo)
+    t.do(z.set_optimistic_ptr, foo)  # Z holds E's foo optimistically only
+    kept = t.do(z.get_optimistic_ptr)
+    del foo  # R's shared reference goes: the foo dies, Z and R are told
+    t.settle()
+    with pytest.raises(canopy.ObjectGone):
+        t.do(kept.do_something_in_val, 1)
+    e_zone, z_zone = _zone(t, t.e), _zone(t, z)
+    held = t.do(t.e.create_foo)
+    t.do(z.set_optimistic_ptr, held)
+    e_zone.links[z_zone.id].close()
+    t.settle()
+    assert t.do(held.do_something_in_val, 2) is None  # R's shared reference keeps it
+    assert e_zone.exported() and all(z_zone.id not in h for h in e_zone.exported().values())
+    del held, kept, z

@@ -670,6 +670,8 @@ class Service:
                     link.send(Reply(message.id, self._lend_on_request(link, message)))
                 else:
                     link.send(Reply(message.id, self._add_ref(link, message)))
+            elif isinstance(message, GetSchema) and message.zone != self.id:
+                return self._pass_on(link, message)
             elif isinstance(message, GetSchema | NewZoneId):
                 link.send(
                     Reply(
@@ -734,7 +736,7 @@ class Service:
             return int(ErrorCode.OBJECT_GONE)
         return remote
 
-    def _pass_on(self, link: Link, m: Call | Post | TryCast) -> Dispatch | None:
+    def _pass_on(self, link: Link, m: Call | Post | TryCast | GetSchema) -> Dispatch | None:
         """Forward a message for another zone's object towards it, counting the references
         it carries; a request's reply comes back through ``Forward``."""
         with self._lock:
@@ -744,13 +746,13 @@ class Service:
                     f"zone {self.name!r} passes nothing on to object {m.object} of zone "
                     f"{m.zone:#x} for zone {link.peer:#x}"
                 )
-                if isinstance(m, TryCast):
+                if isinstance(m, TryCast | GetSchema):
                     link.send(Reply(m.id, found, NO_PAYLOAD, why))
                     return None
                 self._refuse(link, m, found, why)
                 return None
             up: Link = found.link
-            if not isinstance(m, TryCast) and m.refs:
+            if isinstance(m, Call | Post) and m.refs:
                 self._passing(m.refs, link, up)
         if isinstance(m, Post):
             up.send(m)
