@@ -19,6 +19,7 @@ def test_canopy_exports() -> None:
         "ErrorCode",
         "IdlError",
         "IncompatibleSerialisation",
+        "Intercepted",
         "InvalidCast",
         "InvalidData",
         "InvalidInterfaceId",

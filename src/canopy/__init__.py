@@ -41,6 +41,7 @@ from canopy.generated import decode, encode, validate
 from canopy.runtime import (
     AsyncZone,
     Caller,
+    Intercepted,
     Zone,
     acast,
     call_timeout,
@@ -101,6 +102,7 @@ __all__ = [
     "ErrorCode",
     "IdlError",
     "IncompatibleSerialisation",
+    "Intercepted",
     "InvalidCast",
     "InvalidData",
     "InvalidInterfaceId",

@@ -125,7 +125,7 @@ def test_a_post_sent_as_a_call_is_refused(h: Harness) -> None:
     zone = h.zone
 
     def send() -> Any:
-        link, call_id = zone.begin_call(h.root, p, ("x", 1), {})
+        link, call_id, _ = zone.begin_call(h.root, p, ("x", 1), {})
         return link.wait(call_id) if h.loop is None else link.wait_async(call_id)
 
     with pytest.raises(canopy.InvalidMethodId) as caught:

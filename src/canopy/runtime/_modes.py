@@ -11,6 +11,7 @@ Everything else (tables, counting, marshalling) is the one ``Service``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import sys
@@ -22,7 +23,7 @@ from types import CoroutineType
 from typing import Any, TypeVar
 
 from canopy._loops import new_runner
-from canopy.errors import CallTimeout, InvalidCast
+from canopy.errors import CallCancelled, CallTimeout, CanopyError, InvalidCast
 from canopy.generated import Interface
 from canopy.runtime._plans import MethodPlan, interface_class, interface_of
 from canopy.runtime._proxy import Proxy, new_proxy
@@ -105,9 +106,9 @@ class BlockingMode:
         def blocking(self: Proxy, *args: Any, **kwargs: Any) -> Any:
             zone = self._canopy_zone
             with zone.inside():
-                link, call_id = zone.begin_call(self, p, args, kwargs)
+                link, call_id, timeout = zone.begin_call(self, p, args, kwargs)
                 try:
-                    return link.wait(call_id, timeout_for(link))
+                    return link.wait(call_id, timeout)
                 except CallTimeout as e:
                     raise CallTimeout(f"{p.qualified_name}: {e.message}") from None
 
@@ -146,9 +147,9 @@ class AsyncMode:
         async def call(self: Proxy, *args: Any, **kwargs: Any) -> Any:
             zone = self._canopy_zone
             with zone.inside():
-                link, call_id = zone.begin_call(self, p, args, kwargs)
+                link, call_id, timeout = zone.begin_call(self, p, args, kwargs)
             try:
-                return await link.wait_async(call_id, timeout_for(link))
+                return await link.wait_async(call_id, timeout)
             except CallTimeout as e:
                 raise CallTimeout(f"{p.qualified_name}: {e.message}") from None
 
@@ -215,7 +216,7 @@ def _start(d: Dispatch, tasks: set[asyncio.Task[None]]) -> Any:
     finishing = _finish(d, result)
     if d.call_id is None:
         return finishing  # posts finish in order
-    task = asyncio.ensure_future(finishing)
+    task = d.state.task = asyncio.ensure_future(finishing)
     tasks.add(task)
     task.add_done_callback(tasks.discard)
     return None
@@ -226,6 +227,13 @@ async def _finish(d: Dispatch, awaitable: Any) -> None:
     token = d.serving()
     try:
         result = await awaitable
+    except asyncio.CancelledError:
+        if not d.state.cancelled:
+            raise  # not the caller's doing: the loop or the zone is shutting down
+        # The caller gave up (it timed out, or its task was cancelled): the reply is
+        # dropped at its end, but it still ends the call here.
+        with contextlib.suppress(CanopyError):
+            d.zone.complete(d, error=CallCancelled("the caller gave up on the call"))
     except Exception as e:
         d.zone.complete(d, error=e)
     else:

@@ -19,8 +19,10 @@ import contextlib
 import contextvars
 import itertools
 import logging
+import math
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ import msgspec
 
 from canopy.errors import (
     ApplicationError,
+    CallTimeout,
     CanopyError,
     ErrorCode,
     IncompatibleSerialisation,
@@ -46,6 +49,7 @@ from canopy.wire import (
     NO_PAYLOAD,
     AddRef,
     Call,
+    Cancel,
     Encoding,
     GetSchema,
     Limits,
@@ -156,12 +160,36 @@ class Caller:
     ``websocket`` over a WebSocket; empty for a zone of this process."""
     method: str
     """The method being served, ``interface::method`` as the IDL names it."""
+    deadline: float | None = None
+    """When the caller stops waiting, on ``time.monotonic()``'s clock (None: never).
+    Calls the implementation makes meanwhile wait no longer than that."""
+    _state: Serving | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the caller gave up on this call (it timed out, or its task was
+        cancelled). An ``async def`` implementation is cancelled outright; a blocking
+        one may check this and stop early."""
+        return self._state is not None and self._state.cancelled
 
 
-# The call being served, as (caller, link, plan): its ``Caller`` is made only if the
-# implementation asks. Never the ``Dispatch``: a context outlives the call when an
-# implementation copies it, and the call's arguments must not live on with it.
-_caller: contextvars.ContextVar[tuple[int, Link, MethodPlan] | None] = contextvars.ContextVar(
+class Serving:
+    """A call or post being served: what ``canopy.caller()`` tells, and its cancellation.
+    Never the ``Dispatch``: a context outlives the call when an implementation copies
+    it, and the call's arguments must not live on with it."""
+
+    __slots__ = ("caller", "cancelled", "deadline", "link", "plan", "task")
+
+    def __init__(self, caller: int, link: Link, plan: MethodPlan, deadline: float) -> None:
+        self.caller = caller
+        self.link = link
+        self.plan = plan
+        self.deadline = deadline  # time.monotonic() when the caller gives up; 0: never
+        self.cancelled = False
+        self.task: asyncio.Task[None] | None = None  # asyncio: the coroutine running it
+
+
+_caller: contextvars.ContextVar[Serving | None] = contextvars.ContextVar(
     "canopy_caller", default=None
 )
 
@@ -175,8 +203,9 @@ def caller() -> Caller:
     serving = _caller.get()
     if serving is None:
         raise RuntimeError("canopy.caller() is only known inside a call being served")
-    zone, link, p = serving
-    return Caller(zone, link.info, p.qualified_name)
+    deadline = serving.deadline or None
+    name = serving.plan.qualified_name
+    return Caller(serving.caller, serving.link.info, name, deadline, serving)
 
 
 DEFAULT_CALL_TIMEOUT = 30.0
@@ -209,9 +238,39 @@ def call_timeout(seconds: float | None) -> Iterator[None]:
 
 
 def timeout_for(link: Link) -> float | None:
-    """How long a call on ``link`` made now may wait for its reply."""
+    """How long a call on ``link`` made now may wait for its reply: its own timeout, and
+    no longer than the deadline of the call being served, if any."""
     chosen = _timeout.get()
-    return chosen[0] if chosen is not None else link.call_timeout
+    timeout = chosen[0] if chosen is not None else link.call_timeout
+    serving = _caller.get()
+    if serving is not None and serving.deadline:
+        left = serving.deadline - time.monotonic()
+        if left <= 0:
+            raise CallTimeout("the call being served is past its deadline: its caller gave up")
+        if timeout is None or left < timeout:
+            timeout = left
+    return timeout
+
+
+@dataclass(frozen=True, slots=True)
+class Intercepted:
+    """A call or post about to be sent (``side`` "client") or run (``side`` "server"), as
+    an interceptor sees it. An interceptor refuses it by raising: a ``CanopyError`` keeps
+    its code, anything else is refused as SECURITY_ERROR."""
+
+    side: str
+    method: str
+    """``interface::method``, as the IDL names it."""
+    tag: int
+    """The method's ``[tag]`` value (0 when it has none)."""
+    zone: int
+    """The other zone: the caller's on the server side, the object's on the client side."""
+    info: Mapping[str, Any]
+    """What the link knows of the zone at its other end (see ``Caller.info``)."""
+    post: bool
+
+
+Interceptor = Callable[[Intercepted], None]
 
 
 def _nested_ref(zone: Service, link: Link, value: Any, passed: list[Ref] | None) -> ObjectRef:
@@ -246,6 +305,14 @@ class Service:
         self._outbox: deque[tuple[Link, Message]] = deque()
         self._depth = threading.local()
         self._inside = _Inside(self)
+        self.interceptors: tuple[Interceptor, ...] = ()
+        self._running: dict[tuple[int, int], Serving] = {}  # (neighbour, call id) -> call
+
+    def intercept(self, interceptor: Interceptor) -> Interceptor:
+        """Have ``interceptor`` see every call and post this zone sends or serves, before it
+        goes or runs; it refuses one by raising. Returns it (a decorator, too)."""
+        self.interceptors = (*self.interceptors, interceptor)
+        return interceptor
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.id:#x}>"
@@ -549,9 +616,14 @@ class Service:
 
     def begin_call(
         self, target: Any, p: MethodPlan, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[Link, int]:
+    ) -> tuple[Link, int, float | None]:
+        """Send a call; its link, id and how long to wait for the reply (the callee's
+        deadline: the timeout travels with the call)."""
         remote = _reachable(target, p)
         link = remote.link
+        if self.interceptors:
+            self._intercept_out(p, remote, link)
+        timeout = timeout_for(link)
         encoding = self._encoding(link, p)
         passed: list[Ref] | None = None if remote.zone == link.peer else []
         payload = self.encode_in(p, link, encoding, args, kwargs, passed)
@@ -567,10 +639,11 @@ class Service:
                 encoding,
                 payload,
                 p.info.tag,
-                refs=tuple(passed) if passed else (),
+                math.ceil(timeout * 1000) if timeout else 0,
+                tuple(passed) if passed else (),
             )
         )
-        return link, call_id
+        return link, call_id, timeout
 
     def finish_call(
         self, p: MethodPlan, remote: RemoteObject, encoding: Encoding, reply: Reply
@@ -601,6 +674,8 @@ class Service:
     ) -> None:
         remote = _reachable(target, p)
         link = remote.link
+        if self.interceptors:
+            self._intercept_out(p, remote, link)
         encoding = self._encoding(link, p)
         passed: list[Ref] | None = None if remote.zone == link.peer else []
         payload = self.encode_in(p, link, encoding, args, kwargs, passed)
@@ -617,6 +692,13 @@ class Service:
                 refs=tuple(passed) if passed else (),
             )
         )
+
+    def _intercept_out(self, p: MethodPlan, remote: RemoteObject, link: Link) -> None:
+        seen = Intercepted(
+            "client", p.qualified_name, p.info.tag, remote.zone, link.info, p.info.post
+        )
+        for interceptor in self.interceptors:
+            interceptor(seen)
 
     def try_cast(self, target: Any, interface: int) -> tuple[Link, int]:
         remote: RemoteObject = target._canopy_remote
@@ -683,6 +765,12 @@ class Service:
             elif isinstance(message, TransportDown):
                 with self._lock:
                     self._unreachable(link, frozenset(message.zones))
+            elif isinstance(message, Cancel):
+                serving = self._running.get((link.peer, message.id))
+                if serving is not None:
+                    serving.cancelled = True
+                    if serving.task is not None:
+                        serving.task.cancel()
         return None
 
     def _find(self, link: Link, caller: int, object_id: int) -> Stub | int:
@@ -692,7 +780,7 @@ class Service:
         object, for itself or for the zones it passes calls on for. ``caller`` is
         the zone the neighbour says the call comes from; one that cannot be is
         refused."""
-        if self._impossible(link, caller):
+        if caller != link.peer and self._impossible(link, caller):
             return int(ErrorCode.SECURITY_ERROR)
         stub = self.tables.stubs.get(object_id)
         if stub is None or stub.target is None:
@@ -766,7 +854,10 @@ class Service:
             link.send(Reply(m.id, int(e.code), NO_PAYLOAD, e.message or str(e)))
             return None
         wait = up.wait if blocking else up.wait_async
-        return Forward(self, link, m.id, up, wait, (call_id, timeout or timeout_for(up)), m.caller)
+        wait_for = timeout or timeout_for(up)
+        forward = Forward(self, link, m.id, up, wait, (call_id, wait_for), m.caller)
+        self._running[(link.peer, m.id)] = forward.state
+        return forward
 
     def _passing(self, refs: Passed, came: Link, going: Link) -> None:
         """Count the references a message carries from ``came`` on to ``going``. Under the lock.
@@ -882,6 +973,11 @@ class Service:
             why = f"{p.qualified_name} is {'a post' if p.info.post else 'a call'}"
             self._refuse(link, m, int(ErrorCode.INVALID_METHOD_ID), why)
             return None
+        if self.interceptors:
+            refused = self._intercept_in(link, m, p)
+            if refused is not None:
+                self._refuse(link, m, *refused)
+                return None
         encoding: Encoding | None = link.protocol.encoding
         if m.encoding != encoding:  # another than the link's, chosen for this call
             encoding = _ENCODINGS.get(m.encoding)
@@ -916,16 +1012,33 @@ class Service:
                 return None
             self._in_flight[link.peer] = running + 1
         method = getattr(target, p.info.python_name)
-        return Dispatch(
+        call_id, timeout_ms = (m.id, m.timeout_ms) if isinstance(m, Call) else (None, 0)
+        d = Dispatch(
             self,
             link,
-            m.id if isinstance(m, Call) else None,
+            call_id,
             p,
             method,
             msgspec.structs.astuple(args),
             encoding,
             m.caller,
+            time.monotonic() + timeout_ms / 1000 if timeout_ms else 0.0,
         )
+        if call_id is not None:
+            self._running[(link.peer, call_id)] = d.state
+        return d
+
+    def _intercept_in(self, link: Link, m: Call | Post, p: MethodPlan) -> tuple[int, str] | None:
+        """The error code and message refusing ``m``, if an interceptor refuses it."""
+        seen = Intercepted("server", p.qualified_name, m.tag, m.caller, link.info, p.info.post)
+        try:
+            for interceptor in self.interceptors:
+                interceptor(seen)
+        except CanopyError as e:
+            return int(e.code), e.message or str(e)
+        except Exception as e:
+            return int(ErrorCode.SECURITY_ERROR), f"{p.qualified_name}: {e}"
+        return None
 
     def _refuse(self, link: Link, m: Call | Post, code: int, why: str) -> None:
         if isinstance(m, Call):
@@ -942,6 +1055,7 @@ class Service:
                     "%r: post %s raised %s: %s", self, d.plan.info.name, type(error).__name__, error
                 )
             return
+        self._running.pop((d.link.peer, d.call_id), None)
         if type(d) is Forward:
             self._forwarded(d, result, error)
             return
@@ -1053,7 +1167,17 @@ class _Inside:
 class Dispatch:
     """A decoded call or post, ready for the mode to run."""
 
-    __slots__ = ("args", "call_id", "caller", "encoding", "link", "method", "plan", "zone")
+    __slots__ = (
+        "args",
+        "call_id",
+        "caller",
+        "encoding",
+        "link",
+        "method",
+        "plan",
+        "state",
+        "zone",
+    )
 
     def __init__(
         self,
@@ -1065,6 +1189,7 @@ class Dispatch:
         args: tuple[Any, ...],
         encoding: Encoding = Encoding.BINARY,
         caller: int = 0,
+        deadline: float = 0.0,
     ) -> None:
         self.zone = zone
         self.link = link
@@ -1074,10 +1199,11 @@ class Dispatch:
         self.args = args
         self.encoding = encoding  # the call's: its reply is sent in it too
         self.caller = caller
+        self.state = Serving(caller, link, p, deadline)
 
-    def serving(self) -> contextvars.Token[tuple[int, Link, MethodPlan] | None]:
+    def serving(self) -> contextvars.Token[Serving | None]:
         """Make ``canopy.caller()`` name this call's caller until the token is reset."""
-        return _caller.set((self.caller, self.link, self.plan))
+        return _caller.set(self.state)
 
 
 class Forward(Dispatch):

@@ -120,19 +120,28 @@ class LocalLink:
         )
         try:
             return await future
+        except asyncio.CancelledError:
+            if not future.cancelled() or future is not self._futures.get(call_id):
+                raise
+            self._give_up(call_id)  # the caller's task was cancelled: so is the call
+            raise
         finally:
             self._futures.pop(call_id, None)
             if timer is not None:
                 timer.cancel()
+
+    def _give_up(self, call_id: int) -> None:
+        """Tell the callee the call was abandoned; its reply, if one comes, is dropped."""
+        self._abandoned.add(call_id)
+        with contextlib.suppress(CanopyError):
+            self.send(Cancel(call_id))
 
     def _expire(self, call_id: int, timeout: float) -> None:
         future = self._futures.pop(call_id, None)
         if future is not None and not future.done():
             # A late reply finds no future and no outcome slot: it is decoded, and
             # whatever it held is released with it.
-            self._abandoned.add(call_id)
-            with contextlib.suppress(CanopyError):
-                self.send(Cancel(call_id))
+            self._give_up(call_id)
             future.set_exception(
                 CallTimeout(f"no reply from zone {self.peer:#x} within {timeout:g} s")
             )

@@ -1007,6 +1007,10 @@ class AsyncStreamLink(StreamLink):
         )
         try:
             return await future
+        except asyncio.CancelledError:
+            if future.cancelled() and self._futures.get(call_id) is future:
+                self._abandon(call_id, 0)  # the caller's task was cancelled: so is the call
+            raise
         finally:
             self._futures.pop(call_id, None)
             if timer is not None:
