@@ -39,7 +39,7 @@ async def _cast(zone: Service, proxy: Any, cls: Any) -> Any:
     return cast(proxy, cls)
 
 
-async def _drain() -> None:
+async def drain_tasks() -> None:
     """End every other task of the running loop (the links' consumers, which wait for
     messages as long as their links live), and wait until they have."""
     others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
@@ -255,6 +255,49 @@ class Tree:
         left = self.held()
         self.root.close()
         if self.loop is not None:  # the links' consumer tasks were cancelled: let them end
-            self.loop.run_until_complete(_drain())
+            self.loop.run_until_complete(drain_tasks())
             self.loop.close()
         return left
+
+
+class World:
+    """A root zone R with a host, a child zone E (in process, or a peer over TCP) and E's
+    child Z: R -> E -> Z, both modes."""
+
+    def __init__(self, mode: str, transport: str) -> None:
+        self.loop = asyncio.new_event_loop() if mode == "asyncio" else None
+        zone_class: Any = canopy.Zone if mode == "blocking" else canopy.AsyncZone
+        self.root = zone_class("R")
+        self.peer = None
+        if transport == "local":
+            self.e = self.do(self.root.child, "E", Example, s.i_example)
+        else:
+            self.peer = zone_class("E")
+            server = self.do(self.peer.serve, "tcp://127.0.0.1:0", Example, s.i_example)
+            self.e = self.do(self.root.connect, server.url, s.i_example)
+        self.host = Host()
+        self.do(self.e.set_host, self.host)
+
+    def do(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.loop is None:
+            result = fn(*args)
+            return asyncio.run(result) if inspect.isawaitable(result) else result
+
+        async def call() -> Any:
+            result = fn(*args)
+            return await result if inspect.isawaitable(result) else result
+
+        return self.loop.run_until_complete(call())
+
+    def close(self) -> None:
+        self.e = self.host = None
+        for zone in (self.root, self.peer):
+            if zone is None:
+                continue
+            if self.loop is not None:
+                self.loop.run_until_complete(zone.aclose())
+            else:
+                zone.close()
+        if self.loop is not None:
+            self.loop.run_until_complete(drain_tasks())
+            self.loop.close()

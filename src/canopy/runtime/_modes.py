@@ -98,6 +98,9 @@ class BlockingMode:
 
             def post(self: Proxy, *args: Any, **kwargs: Any) -> None:
                 zone = self._canopy_zone
+                if zone.observer is not None:
+                    _observed(zone, self, p, lambda trace: zone.post(self, p, args, kwargs, trace))
+                    return
                 with zone.inside():
                     zone.post(self, p, args, kwargs)
 
@@ -105,6 +108,10 @@ class BlockingMode:
 
         def blocking(self: Proxy, *args: Any, **kwargs: Any) -> Any:
             zone = self._canopy_zone
+            if zone.observer is not None:
+                return _observed(
+                    zone, self, p, lambda trace: _wait(zone, self, p, args, kwargs, trace)
+                )
             with zone.inside():
                 link, call_id, timeout = zone.begin_call(self, p, args, kwargs)
                 try:
@@ -125,6 +132,8 @@ class BlockingMode:
 
     def dispatch(self, d: Dispatch) -> None:
         token = d.serving()
+        span = d.state.span
+        entered = span.enter() if span is not None else None
         try:
             result = d.method(*d.args)
             if _awaitable(result):
@@ -135,6 +144,48 @@ class BlockingMode:
             d.zone.complete(d, result)
         finally:
             _caller.reset(token)
+            if span is not None:
+                span.leave(entered)
+
+
+def _wait(zone: Service, proxy: Proxy, p: MethodPlan, args: Any, kwargs: Any, trace: str) -> Any:
+    """A blocking call as ``BlockingMode`` makes it, with the observer's trace context."""
+    with zone.inside():
+        link, call_id, timeout = zone.begin_call(proxy, p, args, kwargs, trace)
+        try:
+            return link.wait(call_id, timeout)
+        except CallTimeout as e:
+            raise CallTimeout(f"{p.qualified_name}: {e.message}") from None
+
+
+def _observed(zone: Service, proxy: Proxy, p: MethodPlan, send: Callable[[str], Any]) -> Any:
+    """``send(trace)`` within the observer's client span (a call waits for its reply)."""
+    span = zone.client_span(proxy, p)
+    try:
+        with zone.inside():
+            result = send(span.trace if span is not None else "")
+    except BaseException as e:
+        zone.client_done(span, proxy, p, e)
+        raise
+    zone.client_done(span, proxy, p, None)
+    return result
+
+
+async def _aobserved(zone: Service, proxy: Proxy, p: MethodPlan, args: Any, kwargs: Any) -> Any:
+    span = zone.client_span(proxy, p)
+    try:
+        with zone.inside():
+            trace = span.trace if span is not None else ""
+            link, call_id, timeout = zone.begin_call(proxy, p, args, kwargs, trace)
+        try:
+            result = await link.wait_async(call_id, timeout)
+        except CallTimeout as e:
+            raise CallTimeout(f"{p.qualified_name}: {e.message}") from None
+    except BaseException as e:
+        zone.client_done(span, proxy, p, e)
+        raise
+    zone.client_done(span, proxy, p, None)
+    return result
 
 
 class AsyncMode:
@@ -146,6 +197,8 @@ class AsyncMode:
 
         async def call(self: Proxy, *args: Any, **kwargs: Any) -> Any:
             zone = self._canopy_zone
+            if zone.observer is not None:
+                return await _aobserved(zone, self, p, args, kwargs)
             with zone.inside():
                 link, call_id, timeout = zone.begin_call(self, p, args, kwargs)
             try:
@@ -203,6 +256,8 @@ async def _consume(inbox: _Inbox) -> None:
 def _start(d: Dispatch, tasks: set[asyncio.Task[None]]) -> Any:
     """Run a dispatch; a post's coroutine is returned to be awaited before the next message."""
     token = d.serving()
+    span = d.state.span
+    entered = span.enter() if span is not None else None
     try:
         result = d.method(*d.args)
     except Exception as e:
@@ -210,6 +265,8 @@ def _start(d: Dispatch, tasks: set[asyncio.Task[None]]) -> Any:
         return None
     finally:
         _caller.reset(token)
+        if span is not None:
+            span.leave(entered)
     if not _awaitable(result):
         d.zone.complete(d, result)
         return None
@@ -225,6 +282,8 @@ def _start(d: Dispatch, tasks: set[asyncio.Task[None]]) -> Any:
 async def _finish(d: Dispatch, awaitable: Any) -> None:
     # A coroutine's body runs where it is awaited: here, so name its caller here.
     token = d.serving()
+    span = d.state.span
+    entered = span.enter() if span is not None else None
     try:
         result = await awaitable
     except asyncio.CancelledError:
@@ -240,6 +299,8 @@ async def _finish(d: Dispatch, awaitable: Any) -> None:
         d.zone.complete(d, result)
     finally:
         _caller.reset(token)
+        if span is not None:
+            span.leave(entered)
 
 
 BLOCKING = BlockingMode()

@@ -93,6 +93,7 @@ class RemoteObject:
     proxies: dict[tuple[int, int], weakref.ref[Any]] = field(default_factory=dict)
     gone: bool = False
     lent: dict[int, list[int]] = field(default_factory=dict)  # neighbour -> [shared, optimistic]
+    pinned: int = 0  # requests for it passed on and not yet answered
 
     def proxy(self, interface: int, kind: int) -> Any:
         ref = self.proxies.get((interface, kind))
@@ -113,10 +114,10 @@ class RemoteObject:
 
     def in_use(self, kind: int) -> bool:
         """Whether a proxy here or a loan to a neighbour still needs the ``kind`` reference."""
-        return self.live[kind] > 0 or any(c[kind] for c in self.lent.values())
+        return self.live[kind] > 0 or self.pinned > 0 or any(c[kind] for c in self.lent.values())
 
     def unused(self) -> bool:
-        return not any(self.live) and not self.lent and not any(self.held)
+        return not any(self.live) and not self.lent and not any(self.held) and not self.pinned
 
 
 class Tables:
@@ -126,14 +127,14 @@ class Tables:
         self.stubs: dict[int, Stub] = {}
         self.stub_of: dict[int, Stub] = {}  # id(object) -> stub, for identity
         self.remotes: dict[tuple[int, int], RemoteObject] = {}
-        self._next_object = 1
+        self.next_object = 1  # the id the next new stub gets
 
     def export(self, obj: Any, interfaces: frozenset[int], on_gone: Callable[[Stub], None]) -> Stub:
         stub = self.stub_of.get(id(obj))
         if stub is not None and stub.target is obj:
             return stub
-        object_id = self._next_object
-        self._next_object += 1
+        object_id = self.next_object
+        self.next_object += 1
 
         def died(_: weakref.ref[Any]) -> None:
             on_gone(stub_ref)

@@ -30,6 +30,7 @@ from typing import Any, Protocol, cast
 
 import msgspec
 
+from canopy import telemetry
 from canopy.errors import (
     ApplicationError,
     CallTimeout,
@@ -178,7 +179,7 @@ class Serving:
     Never the ``Dispatch``: a context outlives the call when an implementation copies
     it, and the call's arguments must not live on with it."""
 
-    __slots__ = ("caller", "cancelled", "deadline", "link", "plan", "task")
+    __slots__ = ("caller", "cancelled", "deadline", "link", "plan", "span", "task")
 
     def __init__(self, caller: int, link: Link, plan: MethodPlan, deadline: float) -> None:
         self.caller = caller
@@ -187,6 +188,7 @@ class Serving:
         self.deadline = deadline  # time.monotonic() when the caller gives up; 0: never
         self.cancelled = False
         self.task: asyncio.Task[None] | None = None  # asyncio: the coroutine running it
+        self.span: telemetry.Span | None = None  # an observer's, while it runs
 
 
 _caller: contextvars.ContextVar[Serving | None] = contextvars.ContextVar(
@@ -307,6 +309,23 @@ class Service:
         self._inside = _Inside(self)
         self.interceptors: tuple[Interceptor, ...] = ()
         self._running: dict[tuple[int, int], Serving] = {}  # (neighbour, call id) -> call
+        self.observer: telemetry.Observer | None = telemetry.register(self)
+        if self.observer is not None:
+            self.notify("zone_created")
+
+    # ---------------------------------------------------------------- telemetry
+
+    def notify(self, kind: str, **fields: Any) -> None:
+        """Tell the observer (if one is attached) that ``kind`` happened here."""
+        observer = self.observer
+        if observer is not None:
+            observer.event(telemetry.Event(kind, self.id, self.name, **fields))
+
+    def add_link(self, link: Link) -> None:
+        """``link`` leads to the zone at its end (after its handshake)."""
+        self.links[link.peer] = link
+        if self.observer is not None:
+            self.notify("link_up", peer=link.peer)
 
     def intercept(self, interceptor: Interceptor) -> Interceptor:
         """Have ``interceptor`` see every call and post this zone sends or serves, before it
@@ -327,7 +346,11 @@ class Service:
                 "generated interface class"
             )
         with self._lock:
-            return self.tables.export(obj, frozenset(interfaces), self._object_died)
+            fresh = self.tables.next_object
+            stub = self.tables.export(obj, frozenset(interfaces), self._object_died)
+        if self.observer is not None and stub.object_id >= fresh:
+            self.notify("stub_created", object=stub.object_id, detail=type(obj).__qualname__)
+        return stub
 
     def reference_for(
         self,
@@ -367,6 +390,9 @@ class Service:
                     )
                 self._held[zone] = held + 1
             stub.add(zone, kind)
+        if self.observer is not None:
+            detail = "optimistic" if kind == OPTIMISTIC else "shared"
+            self.notify("add_ref", peer=zone, object=stub.object_id, side="server", detail=detail)
 
     def holds(self, zone: int) -> bool:
         """Whether ``zone`` holds a reference to any object of this zone (and so may call in)."""
@@ -455,6 +481,14 @@ class Service:
         from canopy.runtime._proxy import new_proxy
 
         proxy = new_proxy(self, remote, cls, kind)
+        if self.observer is not None:
+            self.notify(
+                "proxy_created",
+                peer=remote.zone,
+                object=remote.object_id,
+                interface=info.name,
+                detail="optimistic" if kind == OPTIMISTIC else "shared",
+            )
         return proxy
 
     def proxy_died(self, remote: RemoteObject, kind: int) -> None:
@@ -469,7 +503,7 @@ class Service:
         with self._lock:
             if self.tables.stubs.get(stub.object_id) is not stub:
                 return  # already ended: the object's death and a release can both get here
-            self.tables.forget(stub)
+            self._forget(stub)
             for holder in stub.holders:  # they hold this object no longer, in any kind
                 left = self._held.get(holder, 1) - 1
                 if left > 0:
@@ -482,6 +516,11 @@ class Service:
                     self._outbox.append((link, ObjectReleased(self.id, stub.object_id, holder)))
         if not getattr(self._depth, "n", 0):
             self.flush()
+
+    def _forget(self, stub: Stub) -> None:
+        self.tables.forget(stub)
+        if self.observer is not None:
+            self.notify("stub_destroyed", object=stub.object_id)
 
     def _released(self, stub: Stub, zone: int, kind: int) -> None:
         removed = stub.remove(zone, kind)
@@ -499,7 +538,7 @@ class Service:
                 )
             return
         if not stub.holders:
-            self.tables.forget(stub)
+            self._forget(stub)
         elif stub.shared_count() == 0 and stub.ref() is None:
             self._object_died(stub)
 
@@ -522,12 +561,25 @@ class Service:
                 else:
                     return
             if message is not None:
+                if self.observer is not None:
+                    self._notify_sent(message)
                 try:
                     link.send(message)
                 except CanopyError as e:
                     log.debug("%r: could not send %s: %s", self, type(message).__name__, e)
             if idle is not None:
                 idle()
+
+    def _notify_sent(self, message: Message) -> None:
+        if isinstance(message, Release | AddRef):
+            kind = "release" if isinstance(message, Release) else "add_ref"
+            self.notify(
+                kind,
+                peer=message.zone,
+                object=message.object,
+                side="client",
+                detail="optimistic" if message.kind == OPTIMISTIC else "shared",
+            )
 
     def _idle(self, link: Link, zone: int) -> Callable[[], None] | None:
         """What to do now that this zone holds nothing more in ``zone``: a link that
@@ -615,7 +667,12 @@ class Service:
         return chosen
 
     def begin_call(
-        self, target: Any, p: MethodPlan, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        target: Any,
+        p: MethodPlan,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        trace: str = "",
     ) -> tuple[Link, int, float | None]:
         """Send a call; its link, id and how long to wait for the reply (the callee's
         deadline: the timeout travels with the call)."""
@@ -641,6 +698,7 @@ class Service:
                 p.info.tag,
                 math.ceil(timeout * 1000) if timeout else 0,
                 tuple(passed) if passed else (),
+                trace,
             )
         )
         return link, call_id, timeout
@@ -670,7 +728,12 @@ class Service:
         return p.result(out)
 
     def post(
-        self, target: Any, p: MethodPlan, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        target: Any,
+        p: MethodPlan,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        trace: str = "",
     ) -> None:
         remote = _reachable(target, p)
         link = remote.link
@@ -689,8 +752,46 @@ class Service:
                 encoding,
                 payload,
                 p.info.tag,
-                refs=tuple(passed) if passed else (),
+                tuple(passed) if passed else (),
+                trace,
             )
+        )
+
+    def client_span(self, target: Any, p: MethodPlan) -> telemetry.Span | None:
+        """Tell the observer a call or post is about to go; its span, if it keeps one."""
+        assert self.observer is not None  # noqa: S101 - callers check first
+        remote: RemoteObject = target._canopy_remote
+        kind = "post" if p.info.post else "call"
+        event = self._call_event(kind, p, remote.zone, "client", object=remote.object_id)
+        return self.observer.client_call(event)
+
+    def client_done(
+        self, span: telemetry.Span | None, target: Any, p: MethodPlan, error: BaseException | None
+    ) -> None:
+        """The caller's side of a call is over (its reply came, or it failed)."""
+        code = _code_of(error)
+        if span is not None:
+            span.end(error, code)
+        if not p.info.post and self.observer is not None:
+            remote: RemoteObject = target._canopy_remote
+            event = self._call_event(
+                "reply", p, remote.zone, "client", object=remote.object_id, error=code
+            )
+            self.observer.event(event)
+
+    def _call_event(
+        self, kind: str, p: MethodPlan, peer: int, side: str, **fields: Any
+    ) -> telemetry.Event:
+        interface, _, method = p.qualified_name.rpartition("::")
+        return telemetry.Event(
+            kind,
+            self.id,
+            self.name,
+            peer=peer,
+            interface=interface,
+            method=method,
+            side=side,
+            **fields,
         )
 
     def _intercept_out(self, p: MethodPlan, remote: RemoteObject, link: Link) -> None:
@@ -706,6 +807,8 @@ class Service:
             raise ObjectGone("cast: the object no longer exists")
         link = remote.link
         call_id = link.next_id(_as_is)
+        if self.observer is not None:
+            self.notify("cast", peer=remote.zone, object=remote.object_id, side="client")
         link.send(TryCast(call_id, self.id, remote.zone, remote.object_id, interface))
         return link, call_id
 
@@ -728,6 +831,8 @@ class Service:
                 if message.zone != self.id:
                     return self._pass_on(link, message)
                 return self._dispatch(link, message)
+            if isinstance(message, Release | TryCast) and self.observer is not None:
+                self._notify_received(link, message)
             if isinstance(message, Release):
                 kind = message.kind
                 if kind not in _KINDS or self._impossible(link, message.caller):
@@ -772,6 +877,17 @@ class Service:
                     if serving.task is not None:
                         serving.task.cancel()
         return None
+
+    def _notify_received(self, link: Link, message: Release | TryCast) -> None:
+        kind = "release" if isinstance(message, Release) else "cast"
+        ref = getattr(message, "kind", None)
+        self.notify(
+            kind,
+            peer=link.peer,
+            object=message.object,
+            side="server",
+            detail="" if ref is None else "optimistic" if ref == OPTIMISTIC else "shared",
+        )
 
     def _find(self, link: Link, caller: int, object_id: int) -> Stub | int:
         """The stub a peer may reach, or the error code refusing it.
@@ -842,20 +958,17 @@ class Service:
             up: Link = found.link
             if isinstance(m, Call | Post) and m.refs:
                 self._passing(m.refs, link, up)
+            if not isinstance(m, Post):
+                found.pinned += 1
         if isinstance(m, Post):
-            up.send(m)
+            up.send(m)  # at once: posts keep their order
             return None
-        blocking = self.mode.name == "blocking"
-        call_id = up.next_id(_as_is)
+        # The request goes when the mode runs it, in order with the link's calls, on a
+        # thread (or task) that may wait for its reply; the object stays held upstream
+        # (pinned) until then, whatever the borrower releases meanwhile.
         timeout = m.timeout_ms / 1000 if isinstance(m, Call) and m.timeout_ms else None
-        try:
-            up.send(msgspec.structs.replace(m, id=call_id))
-        except CanopyError as e:
-            link.send(Reply(m.id, int(e.code), NO_PAYLOAD, e.message or str(e)))
-            return None
-        wait = up.wait if blocking else up.wait_async
-        wait_for = timeout or timeout_for(up)
-        forward = Forward(self, link, m.id, up, wait, (call_id, wait_for), m.caller)
+        relay = _relay_blocking if self.mode.name == "blocking" else _relay_async
+        forward = Forward(self, link, m.id, up, relay, (up, m, timeout), m.caller, found)
         self._running[(link.peer, m.id)] = forward.state
         return forward
 
@@ -1026,6 +1139,12 @@ class Service:
         )
         if call_id is not None:
             self._running[(link.peer, call_id)] = d.state
+        if self.observer is not None:
+            kind = "call" if call_id is not None else "post"
+            event = self._call_event(
+                kind, p, m.caller, "server", object=m.object, call_id=call_id or 0
+            )
+            d.state.span = self.observer.server_call(event, m.trace)
         return d
 
     def _intercept_in(self, link: Link, m: Call | Post, p: MethodPlan) -> tuple[int, str] | None:
@@ -1049,6 +1168,8 @@ class Service:
 
     def complete(self, d: Dispatch, result: Any = None, error: BaseException | None = None) -> None:
         """Send the reply of a finished call (a post has none)."""
+        if d.state.span is not None or (self.observer is not None and type(d) is not Forward):
+            self._served(d, error)
         if d.call_id is None:
             if error is not None:
                 log.error(
@@ -1077,14 +1198,30 @@ class Service:
                     return
             d.link.send(_error_reply(d, error))
 
+    def _served(self, d: Dispatch, error: BaseException | None) -> None:
+        """Tell the observer the callee's side of a call or post is over."""
+        code = _code_of(error)
+        span, d.state.span = d.state.span, None
+        if span is not None:
+            span.end(error, code)
+        if d.call_id is not None and self.observer is not None:
+            event = self._call_event(
+                "reply", d.plan, d.caller, "server", call_id=d.call_id, error=code
+            )
+            self.observer.event(event)
+
     def _forwarded(self, d: Dispatch, reply: Any, error: BaseException | None) -> None:
         """The reply to a request we passed on goes back the way the request came."""
+        assert isinstance(d, Forward)  # noqa: S101 - complete() sends only those here
         with self.inside():
+            with self._lock:
+                d.remote.pinned -= 1
+                for kind in _KINDS:
+                    self._settle(d.remote, kind)
             if error is not None or not isinstance(reply, Reply):
                 d.link.send(_error_reply(d, error or TypeError(f"not a reply: {reply!r}")))
                 return
             if reply.refs:
-                assert isinstance(d, Forward)  # noqa: S101 - complete() sends only those here
                 with self._lock:
                     self._passing(reply.refs, d.up, d.link)
             d.link.send(msgspec.structs.replace(reply, id=d.call_id))
@@ -1105,6 +1242,8 @@ class Service:
 
     def peer_lost(self, zone: int) -> None:
         """Every reference held by ``zone`` is released, every proxy into it is gone."""
+        if self.observer is not None:
+            self.notify("link_down", peer=zone)
         with self.inside(), self._lock:
             for stub in list(self.tables.stubs.values()):
                 counts = stub.holders.get(zone)
@@ -1210,7 +1349,7 @@ class Forward(Dispatch):
     """A request passed on to another zone: ``method`` waits for its reply (a ``Reply``),
     which ``Service.complete`` sends back with the request's own id."""
 
-    __slots__ = ("up",)
+    __slots__ = ("remote", "up")
 
     def __init__(
         self,
@@ -1218,12 +1357,35 @@ class Forward(Dispatch):
         link: Link,
         call_id: int,
         up: Link,
-        wait: Callable[..., Any],
+        relay: Callable[..., Any],
         args: tuple[Any, ...],
         caller: int,
+        remote: RemoteObject,
     ) -> None:
-        super().__init__(zone, link, call_id, _FORWARDING, wait, args, caller=caller)
+        super().__init__(zone, link, call_id, _FORWARDING, relay, args, caller=caller)
         self.up = up
+        self.remote = remote  # pinned until the reply comes back
+
+
+def _relay_blocking(up: Link, m: Call | TryCast | GetSchema, timeout: float | None) -> Any:
+    """Send a request on and wait for its reply (a ``Reply``)."""
+    call_id = up.next_id(_as_is)
+    up.send(msgspec.structs.replace(m, id=call_id))
+    return up.wait(call_id, timeout or timeout_for(up))
+
+
+def _relay_async(up: Link, m: Call | TryCast | GetSchema, timeout: float | None) -> Any:
+    call_id = up.next_id(_as_is)
+    up.send(msgspec.structs.replace(m, id=call_id))
+    return up.wait_async(call_id, timeout or timeout_for(up))
+
+
+def _code_of(error: BaseException | None) -> int:
+    if error is None:
+        return 0
+    if isinstance(error, CanopyError):
+        return int(error.code)
+    return int(ErrorCode.EXCEPTION)
 
 
 def _reachable(target: Any, p: MethodPlan) -> RemoteObject:

@@ -240,8 +240,8 @@ def join(
     far.pump()
     if not near.peer or not far.peer:
         raise ProtocolError("the in-process handshake did not complete")
-    parent.links[child.id] = near
-    child.links[parent.id] = far
+    parent.add_link(near)
+    child.add_link(far)
     return near, far
 
 

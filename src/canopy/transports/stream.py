@@ -204,12 +204,12 @@ class StreamLink:
                 message = event.message
                 if isinstance(message, Reply):
                     self._reply(message)
-                elif isinstance(message, Call | Post):
+                else:
+                    # A call or post to run, or a request passed on to another zone
+                    # (a cast, a describe) whose reply is waited for like a call's.
                     dispatch = self.zone.receive(self, message)
                     if dispatch is not None:
                         self._dispatch(dispatch)
-                else:
-                    self.zone.receive(self, message)
             elif isinstance(event, HandshakeComplete):
                 self._opened(event)
             elif isinstance(event, ProtocolViolation):
@@ -233,7 +233,7 @@ class StreamLink:
             return
         self.peer = event.peer_zone
         self.root = (event.peer_object, event.peer_interface)
-        zone.links[self.peer] = self
+        zone.add_link(self)
         self._registered = True
         if self._root_stub is not None:
             try:
@@ -807,7 +807,8 @@ class BlockingStreamLink(StreamLink):
         try:
             self.zone.mode.dispatch(d)
         except Exception:
-            log.exception("%r: dispatching %s failed", self, d.plan.info.name)
+            what = d.plan.qualified_name if d.plan is not None else "a request passed on"
+            log.exception("%r: dispatching %s failed", self, what)
         del d  # its arguments are released now, after the reply: acquire before release
         if not self._always_read:
             # A call that returned an object gave the peer a reference: from now on

@@ -117,6 +117,7 @@ class Call(_Message, frozen=True, tag=4):
     tag: int = 0
     timeout_ms: int = 0  # the caller's remaining time; 0: none
     refs: Passed = ()
+    trace: str = ""  # the caller's trace context (W3C traceparent), for telemetry
 
 
 class Post(_Message, frozen=True, tag=5):
@@ -129,6 +130,7 @@ class Post(_Message, frozen=True, tag=5):
     payload: msgspec.Raw
     tag: int = 0
     refs: Passed = ()
+    trace: str = ""
 
 
 class Reply(_Message, frozen=True, tag=6):
