@@ -36,7 +36,7 @@ def gone(pid: int) -> bool:
     """Whether process ``pid`` has ended (a zombie nobody reaped counts as ended)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped before or while it was read
         return True
     return "State:\tZ" in status
 
