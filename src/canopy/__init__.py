@@ -3,6 +3,7 @@
 The public surface: zones (``Zone`` blocking, ``AsyncZone`` asyncio), the servers
 they run (``Server``, ``AsyncServer``), what proxies need (``cast``, ``acast``,
 ``close``, ``use_encoding``, ``call_timeout``), what an implementation may ask (``caller``),
+reflection and calls with no generated code (``describe``, ``dynamic``, ``AnyObject``),
 compiling IDL (``load_idl``), running a coroutine on uvloop when it is installed
 (``run``),
 values stored with the schema they travel with (``encode``/``decode``), and
@@ -39,14 +40,22 @@ from canopy.errors import (
 )
 from canopy.generated import decode, encode, validate
 from canopy.runtime import (
+    AnyObject,
     AsyncZone,
     Caller,
+    Description,
+    DynamicObject,
     Zone,
     acast,
+    adescribe,
+    adynamic,
     call_timeout,
     caller,
     cast,
     close,
+    describe,
+    dynamic,
+    to_json,
     use_encoding,
 )
 
@@ -91,6 +100,7 @@ def load_idl(
 
 
 __all__ = [
+    "AnyObject",
     "ApplicationError",
     "AsyncServer",
     "AsyncZone",
@@ -98,6 +108,8 @@ __all__ = [
     "CallTimeout",
     "Caller",
     "CanopyError",
+    "Description",
+    "DynamicObject",
     "ErrorCode",
     "IdlError",
     "IncompatibleSerialisation",
@@ -117,14 +129,19 @@ __all__ = [
     "Zone",
     "__version__",
     "acast",
+    "adescribe",
+    "adynamic",
     "call_timeout",
     "caller",
     "cast",
     "close",
     "decode",
+    "describe",
+    "dynamic",
     "encode",
     "load_idl",
     "run",
+    "to_json",
     "use_encoding",
     "validate",
 ]

@@ -110,9 +110,11 @@ def _implementations(inference: Any) -> tuple[type[Any], type[Any]]:
                 if count == limit:
                     reason = finish.max_tokens
                     break
-                sink.on_token(word)  # a post: no reply is awaited
+                if sink is not None:  # a caller with no sink (an MCP client) gets none
+                    sink.on_token(word)  # a post: no reply is awaited
                 count += 1
-            await sink.on_finish(reason, count)  # a call: the caller confirms
+            if sink is not None:
+                await sink.on_finish(reason, count)  # a call: the caller confirms
 
         def cancel(self) -> None:
             self.cancelled = True
