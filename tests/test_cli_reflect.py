@@ -1,5 +1,6 @@
 """``canopy describe`` and ``canopy call`` against a real ``canopy serve`` process serving
-the inference demo, over TCP and over TLS, each CLI run a subprocess of its own."""
+the inference demo (the README's command), over TCP and over TLS, each CLI run a
+subprocess of its own."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join([SRC
 
 
 def serve(*args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "canopy", "serve", "child_entries:inference_service"]
+    command = [sys.executable, "-m", "canopy", "serve", "canopy._demo:inference_service"]
     return subprocess.Popen(
         [*command, *args],
         cwd=TESTS,

@@ -165,3 +165,10 @@ def _summary(model: Model) -> None:
                 outs = ", ".join(type_text(p.type, as_written) for p in m.outputs)
                 post = " [post]" if m.is_post else ""
                 print(f"      #{m.id} {m.name}({ins}) -> ({outs}){post}")
+
+
+def inference_service() -> Any:
+    """The demo's inference service, for ``canopy serve canopy._demo:inference_service``."""
+    examples = Path(str(resources.files("canopy") / "examples"))
+    service, _ = _implementations(canopy.load_idl(examples / "inference.idl").inference)
+    return service()

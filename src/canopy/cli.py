@@ -182,7 +182,7 @@ def _poke(args: argparse.Namespace, what: Callable[[Any], str]) -> int:
     except CanopyError as e:
         report(e)
         return 1
-    except (PokeError, OSError, ValueError) as e:
+    except (PokeError, OSError, ValueError, RuntimeError) as e:
         print(f"canopy {args.command}: {e}", file=sys.stderr)
         return 2
     return 0

@@ -164,8 +164,13 @@ class DynamicObject:
         key = (interface.id, method.id)
         validator = self._validators.get(key)
         if validator is None:
-            from jsonschema import Draft7Validator
-
+            try:
+                from jsonschema import Draft7Validator
+            except ImportError:
+                raise RuntimeError(
+                    "dynamic calls check their arguments with jsonschema: pip install "
+                    "'canopy[dynamic]'"
+                ) from None
             validator = self._validators[key] = Draft7Validator(method.inputs)
         from jsonschema.exceptions import best_match
 
