@@ -56,23 +56,21 @@ refl: Any = load_python(MODEL).refl
 with warnings.catch_warnings():  # i_old is deprecated: implementing it warns
     warnings.simplefilter("ignore", DeprecationWarning)
 
-    class _Old(refl.i_old):  # type: ignore[misc]
-        def old_call(self) -> None:
+    class Shape(refl.i_shape, refl.i_old):  # type: ignore[misc]
+        def hello(self, name: str) -> str:
+            return f"hello {name}"
+
+        def ping(self, n: int) -> None:
             pass
 
+        def area(self) -> float:
+            return 1.0
 
-class Shape(refl.i_shape, _Old):  # type: ignore[misc]
-    def hello(self, name: str) -> str:
-        return f"hello {name}"
+        def area2(self, at: Any) -> float:
+            return float(at.x * at.y)
 
-    def ping(self, n: int) -> None:
-        pass
-
-    def area(self) -> float:
-        return 1.0
-
-    def area2(self, at: Any) -> float:
-        return float(at.x * at.y)
+        def old_call(self) -> None:
+            pass
 
 
 def run(mode: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
