@@ -9,6 +9,7 @@ import canopy.wire
 
 def test_canopy_exports() -> None:
     assert canopy.__all__ == [
+        "AnyObject",
         "ApplicationError",
         "AsyncServer",
         "AsyncZone",
@@ -16,6 +17,8 @@ def test_canopy_exports() -> None:
         "CallTimeout",
         "Caller",
         "CanopyError",
+        "Description",
+        "DynamicObject",
         "ErrorCode",
         "IdlError",
         "IncompatibleSerialisation",
@@ -36,14 +39,19 @@ def test_canopy_exports() -> None:
         "Zone",
         "__version__",
         "acast",
+        "adescribe",
+        "adynamic",
         "call_timeout",
         "caller",
         "cast",
         "close",
         "decode",
+        "describe",
+        "dynamic",
         "encode",
         "load_idl",
         "run",
+        "to_json",
         "use_encoding",
         "validate",
     ]

@@ -3,6 +3,7 @@
 The public surface: zones (``Zone`` blocking, ``AsyncZone`` asyncio), the servers
 they run (``Server``, ``AsyncServer``), what proxies need (``cast``, ``acast``,
 ``close``, ``use_encoding``, ``call_timeout``), what an implementation may ask (``caller``),
+reflection and calls with no generated code (``describe``, ``dynamic``, ``AnyObject``),
 compiling IDL (``load_idl``), running a coroutine on uvloop when it is installed
 (``run``),
 values stored with the schema they travel with (``encode``/``decode``), and
@@ -39,15 +40,23 @@ from canopy.errors import (
 )
 from canopy.generated import decode, encode, validate
 from canopy.runtime import (
+    AnyObject,
     AsyncZone,
     Caller,
+    Description,
+    DynamicObject,
     Intercepted,
     Zone,
     acast,
+    adescribe,
+    adynamic,
     call_timeout,
     caller,
     cast,
     close,
+    describe,
+    dynamic,
+    to_json,
     use_encoding,
 )
 
@@ -92,6 +101,7 @@ def load_idl(
 
 
 __all__ = [
+    "AnyObject",
     "ApplicationError",
     "AsyncServer",
     "AsyncZone",
@@ -99,6 +109,8 @@ __all__ = [
     "CallTimeout",
     "Caller",
     "CanopyError",
+    "Description",
+    "DynamicObject",
     "ErrorCode",
     "IdlError",
     "IncompatibleSerialisation",
@@ -119,14 +131,19 @@ __all__ = [
     "Zone",
     "__version__",
     "acast",
+    "adescribe",
+    "adynamic",
     "call_timeout",
     "caller",
     "cast",
     "close",
     "decode",
+    "describe",
+    "dynamic",
     "encode",
     "load_idl",
     "run",
+    "to_json",
     "use_encoding",
     "validate",
 ]

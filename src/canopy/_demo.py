@@ -110,9 +110,11 @@ def _implementations(inference: Any) -> tuple[type[Any], type[Any]]:
                 if count == limit:
                     reason = finish.max_tokens
                     break
-                sink.on_token(word)  # a post: no reply is awaited
+                if sink is not None:  # a caller with no sink (an MCP client) gets none
+                    sink.on_token(word)  # a post: no reply is awaited
                 count += 1
-            await sink.on_finish(reason, count)  # a call: the caller confirms
+            if sink is not None:
+                await sink.on_finish(reason, count)  # a call: the caller confirms
 
         def cancel(self) -> None:
             self.cancelled = True
@@ -163,3 +165,10 @@ def _summary(model: Model) -> None:
                 outs = ", ".join(type_text(p.type, as_written) for p in m.outputs)
                 post = " [post]" if m.is_post else ""
                 print(f"      #{m.id} {m.name}({ins}) -> ({outs}){post}")
+
+
+def inference_service() -> Any:
+    """The demo's inference service, for ``canopy serve canopy._demo:inference_service``."""
+    examples = Path(str(resources.files("canopy") / "examples"))
+    service, _ = _implementations(canopy.load_idl(examples / "inference.idl").inference)
+    return service()

@@ -1,12 +1,13 @@
 """The ``canopy`` command: generate code from IDL, check frozen contracts, serve an object,
-run the demo."""
+describe and call a live one, run the demo."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from canopy.idl import IdlError, Model, compile_file
 
@@ -98,6 +99,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     srv.set_defaults(run=_serve)
 
+    dsc = sub.add_parser(
+        "describe",
+        help="print the interfaces and methods of the object served at URL",
+        description="Connect to URL and print what its root object says it implements.",
+    )
+    dsc.add_argument("url", metavar="URL", help="tcp://host:port, tls://, ws://, unix:/path...")
+    dsc.add_argument("--json", action="store_true", help="print the description as JSON")
+    _client_options(dsc)
+    dsc.set_defaults(run=_describe)
+
+    cal = sub.add_parser(
+        "call",
+        help="call a method of the object served at URL with JSON arguments",
+        description="Call METHOD (interface.method, e.g. i_calculator.add) of the root "
+        "object at URL with the JSON object ARGS, and print the result as JSON.",
+    )
+    cal.add_argument("url", metavar="URL")
+    cal.add_argument("method", metavar="METHOD", help="interface.method")
+    cal.add_argument("arguments", metavar="ARGS", nargs="?", help='e.g. \'{"a": 1, "b": 2}\'')
+    _client_options(cal)
+    cal.set_defaults(run=_call)
+
     demo = sub.add_parser("demo", help="compile the example IDL files and show what they become")
     demo.add_argument(
         "-o", "--output", type=Path, help="also write the generated Python packages here"
@@ -132,6 +155,62 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"canopy serve: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-ca", metavar="PEM", help="verify a tls:// or wss:// server with this CA")
+    p.add_argument("--tls-cert", metavar="PEM", help="a client certificate, for mutual TLS")
+    p.add_argument("--tls-key", metavar="PEM", help="its private key (if not in --tls-cert)")
+    p.add_argument("--server-hostname", metavar="NAME", help="the name the server proves")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="for connecting (10)")
+
+
+def _poke(args: argparse.Namespace, what: Callable[[Any], str]) -> int:
+    from canopy import CanopyError
+    from canopy._poke import PokeError, connected, report
+
+    try:
+        with connected(
+            args.url,
+            tls_ca=args.tls_ca,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            server_hostname=args.server_hostname,
+            timeout=args.timeout,
+        ) as obj:
+            print(what(obj))
+    except CanopyError as e:
+        report(e)
+        return 1
+    except (PokeError, OSError, ValueError, RuntimeError) as e:
+        print(f"canopy {args.command}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    import json
+
+    from canopy._poke import describe_text
+    from canopy.runtime._reflect import Description
+
+    def show(obj: Any) -> str:
+        d: Description = obj.description
+        if args.json:
+            import msgspec
+
+            return json.dumps(msgspec.to_builtins(d), indent=2, ensure_ascii=False)
+        return describe_text(d)
+
+    args.command = "describe"
+    return _poke(args, show)
+
+
+def _call(args: argparse.Namespace) -> int:
+    from canopy._poke import call
+
+    args.command = "call"
+    return _poke(args, lambda obj: call(obj, args.method, args.arguments))
 
 
 def _idl_options(p: argparse.ArgumentParser) -> None:

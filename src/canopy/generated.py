@@ -234,7 +234,14 @@ class MethodInfo:
 
 @dataclass(frozen=True, slots=True)
 class InterfaceInfo:
-    """One IDL interface: its fingerprint, qualified name, bases and own methods."""
+    """One IDL interface: its fingerprint, qualified name, bases and own methods.
+
+    ``schemas`` is the JSON Schema of each own method's inputs and outputs, as JSON
+    text that ``canopy.codegen.schema`` computed from the IDL when the module was
+    generated (``{"mcp": {"<method id>": {"inputs": .., "outputs": ..}}, "config":
+    ..}``): what an object tells a caller who asks it to describe itself.
+    ``deprecated`` is the deprecation message, or None.
+    """
 
     id: int
     name: str
@@ -242,6 +249,8 @@ class InterfaceInfo:
     methods: tuple[MethodInfo, ...]
     description: str | None = None
     status: str | None = None
+    deprecated: str | None = None
+    schemas: str = ""
 
 
 class Interface(abc.ABC):

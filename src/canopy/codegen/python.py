@@ -36,6 +36,7 @@ import hashlib
 import importlib
 import importlib.abc
 import importlib.machinery
+import json
 import keyword
 import re
 import sys
@@ -289,6 +290,26 @@ def _literal(s: str) -> str:
             out.append(f"\\U{code:08x}")
     out.append('"')
     return "".join(out)
+
+
+def _chunked(text: str, indent: str, width: int = _LINE_LENGTH - 4) -> list[str]:
+    """JSON text (ASCII, no control characters) as adjacent single-quoted literals, one
+    a line, each line within ``width``; single quotes spare JSON's double ones."""
+    lines: list[str] = []
+    room = width - len(indent) - 2  # the quotes
+    start, used = 0, 0
+    for end, ch in enumerate(text):
+        size = 2 if ch in "'\\" else 1
+        if used + size > room and end > start:
+            lines.append(_single_quoted(text[start:end], indent))
+            start, used = end, 0
+        used += size
+    lines.append(_single_quoted(text[start:], indent))
+    return lines
+
+
+def _single_quoted(text: str, indent: str) -> str:
+    return indent + "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _bytes_literal(data: bytes) -> str:
@@ -906,7 +927,24 @@ class _Module:
             lines.append(f"        description={_literal(i.attributes.description)},")
         if i.status:
             lines.append(f"        status={_literal(i.status)},")
+        if i.attributes.deprecated:
+            message = _deprecation(i.attributes, i.qualified_name)
+            lines.append(f"        deprecated={_literal(message)},")
+        lines += ["        schemas=(", *_chunked(self._schemas(i), " " * 12), "        ),"]
         return [*lines, "    )"]
+
+    def _schemas(self, i: Interface) -> str:
+        """The JSON text of ``InterfaceInfo.schemas``: what describing an object sends."""
+        from canopy.codegen.schema import method_schemas  # it imports this module
+
+        out: dict[str, dict[str, object]] = {}
+        for profile in ("mcp", "config"):
+            out[profile] = {
+                str(s.id): {"inputs": s.inputs, "outputs": s.outputs}
+                for s in method_schemas(self.model, i, profile)
+                if s.interface == i.qualified_name
+            }
+        return json.dumps(out, separators=(",", ":"), ensure_ascii=True)
 
     def _method_info(self, i: Interface, m: Method) -> list[str]:
         pad = " " * 16

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from canopy.errors import CanopyError, InvalidCast
 from canopy.generated import Interface
+from canopy.runtime._dynamic import DynamicObject, adynamic, dynamic, to_json
 from canopy.runtime._modes import ASYNCIO, BLOCKING, acast, cast
 from canopy.runtime._plans import implemented, interface_class, interface_of
 from canopy.runtime._proxy import Proxy, close
+from canopy.runtime._reflect import AnyObject, Description, adescribe, describe
 from canopy.runtime._zone import (
     DEFAULT_CALL_TIMEOUT,
     KEEPALIVE,
@@ -135,7 +137,8 @@ class _Zone(Service):
         proxy = link.remote_root(cls)
         if proxy is None:
             raise InvalidCast(f"the server at {url} offers no root object")
-        return proxy, link.root[1] != info.id
+        # AnyObject stands for whatever the root is: nothing to check.
+        return proxy, info.id != 0 and link.root[1] != info.id
 
     def _cast_failed(self, reply: Reply, cls: type[Interface], url: str) -> CanopyError | None:
         if reply.code == 0:
@@ -721,18 +724,26 @@ def _offered(root: Interface | None) -> int:
 
 
 __all__ = [
+    "AnyObject",
     "AsyncServer",
     "AsyncZone",
     "Caller",
+    "Description",
+    "DynamicObject",
     "Intercepted",
     "Proxy",
     "Server",
     "Service",
     "Zone",
     "acast",
+    "adescribe",
+    "adynamic",
     "call_timeout",
     "caller",
     "cast",
     "close",
+    "describe",
+    "dynamic",
+    "to_json",
     "use_encoding",
 ]

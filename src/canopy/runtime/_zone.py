@@ -859,7 +859,9 @@ class Service:
                     link.send(Reply(message.id, self._add_ref(link, message)))
             elif isinstance(message, GetSchema) and message.zone != self.id:
                 return self._pass_on(link, message)
-            elif isinstance(message, GetSchema | NewZoneId):
+            elif isinstance(message, GetSchema):
+                link.send(self._describe(link, message))
+            elif isinstance(message, NewZoneId):
                 link.send(
                     Reply(
                         message.id,
@@ -917,6 +919,18 @@ class Service:
         if isinstance(found, int):
             return found
         return 0 if m.interface in found.interfaces else int(ErrorCode.INVALID_CAST)
+
+    def _describe(self, link: Link, m: GetSchema) -> Reply:
+        """The answer to a GetSchema for one of our objects: checked as a cast is."""
+        from canopy.runtime._reflect import description_payload  # it imports this module
+
+        found = self._find(link, m.caller, m.object)
+        if isinstance(found, int):
+            return Reply(m.id, found, NO_PAYLOAD, "no such object for this caller")
+        target = found.target
+        if target is None:
+            return Reply(m.id, int(ErrorCode.OBJECT_GONE), NO_PAYLOAD, "the object is gone")
+        return Reply(m.id, 0, description_payload(target, m))
 
     def _add_ref(self, link: Link, m: AddRef) -> int:
         found = self._find(link, m.caller, m.object)

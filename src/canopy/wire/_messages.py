@@ -184,11 +184,16 @@ class TransportDown(_Message, frozen=True, tag=11):
 
 
 class GetSchema(_Message, frozen=True, tag=12):
+    """Ask an object to describe itself; the reply's payload is the description
+    (MessagePack, ``canopy.runtime._reflect.Description``). Deprecated methods are
+    left out unless ``deprecated``; the schemas are the MCP profile's unless ``config``."""
+
     id: int
     caller: int
     zone: int
     object: int
     deprecated: bool = False
+    config: bool = False
 
 
 class NewZoneId(_Message, frozen=True, tag=13):
