@@ -286,3 +286,15 @@ def test_the_page_in_chromium(demo: Demo, browser_page: Any) -> None:
     page.wait_for_selector("#generate:disabled")
     assert time.monotonic() - started < 20
     assert not problems, problems
+
+
+def test_the_options_that_do_not_go_together(capsys: pytest.CaptureFixture[str]) -> None:
+    from canopy.cli import main
+
+    assert main(["demo", "--port", "8000"]) == 2
+    assert main(["demo", "--web", "-o", "out"]) == 2
+    assert main(["demo", "--web", "--port", "70000"]) == 2
+    err = capsys.readouterr().err
+    assert "--port goes with --web" in err
+    assert "--output goes with the console demo, not --web" in err
+    assert "--port 70000 is not a port number" in err
