@@ -4,10 +4,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo demo-web test lint typecheck unit chromium bench clean
 
 demo: $(STAMP)
 	$(VENV)/bin/canopy demo
+
+demo-web: $(STAMP)
+	$(VENV)/bin/canopy demo --web
 
 test: lint typecheck unit
 
@@ -18,8 +21,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy src
 
-unit: $(STAMP)
+unit: $(STAMP) chromium
 	$(PY) -m pytest
+
+# tests/test_demo_web.py drives Debian's Chromium (never a browser download of its own);
+# as root, install it when missing. Without it that test skips, saying why.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "make: not root, so Chromium is not installed: the browser test will skip"; \
+	  else \
+	    echo "make: installing Debian's chromium for the browser test"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && \
+	      apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } || \
+	    echo "make: apt-get could not install chromium: the browser test will skip"; \
+	  fi; \
+	fi
 
 bench: $(STAMP)
 	$(PY) bench/idl_compile.py

@@ -91,12 +91,17 @@ async def _async_walkthrough(inference: Any, service_cls: Any, sink_cls: Any) ->
         host.collect()
 
 
-def _implementations(inference: Any) -> tuple[type[Any], type[Any]]:
+def _implementations(
+    inference: Any, *, models: dict[str, str] = MODELS, token_delay: float = 0.0
+) -> tuple[type[Any], type[Any]]:
+    """The service and the sink; ``models`` maps a model id to the words it generates,
+    ``token_delay`` is the seconds generate waits before each token (the web page shows
+    them arriving, and has time to cancel)."""
     finish = inference.finish_reason
 
     class Session(inference.i_session):  # type: ignore[misc]
         def __init__(self, model_id: str) -> None:
-            self.words = MODELS[model_id].split()
+            self.words = models[model_id].split()
             self.cancelled = False
 
         async def generate(self, prompt: str, options: Any, sink: Any) -> None:
@@ -110,6 +115,11 @@ def _implementations(inference: Any) -> tuple[type[Any], type[Any]]:
                 if count == limit:
                     reason = finish.max_tokens
                     break
+                if token_delay:
+                    await asyncio.sleep(token_delay)
+                    if self.cancelled:
+                        reason = finish.cancelled
+                        break
                 if sink is not None:  # a caller with no sink (an MCP client) gets none
                     sink.on_token(word)  # a post: no reply is awaited
                 count += 1
@@ -124,10 +134,10 @@ def _implementations(inference: Any) -> tuple[type[Any], type[Any]]:
 
     class Service(inference.i_inference_service):  # type: ignore[misc]
         def list_models(self) -> list[str]:
-            return sorted(MODELS)
+            return sorted(models)
 
         def create_session(self, model_id: str) -> Any:
-            if model_id not in MODELS:
+            if model_id not in models:
                 raise canopy.ApplicationError(f"no model {model_id!r}", code=1)
             return Session(model_id)
 

@@ -121,9 +121,23 @@ def _parser() -> argparse.ArgumentParser:
     _client_options(cal)
     cal.set_defaults(run=_call)
 
-    demo = sub.add_parser("demo", help="compile the example IDL files and show what they become")
+    demo = sub.add_parser(
+        "demo",
+        help="compile the example IDL files and show what they become; --web: the browser page",
+    )
     demo.add_argument(
         "-o", "--output", type=Path, help="also write the generated Python packages here"
+    )
+    demo.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the calculator and the inference walkthrough as a web page on "
+        "127.0.0.1 until interrupted",
+    )
+    demo.add_argument(
+        "--port",
+        type=int,
+        help="the port of --web (default 8765; 0: any free port)",
     )
     demo.set_defaults(run=_demo)
     return parser
@@ -281,9 +295,33 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.web:
+        return _demo_web(args)
+    if args.port is not None:
+        print("canopy demo: --port goes with --web", file=sys.stderr)
+        return 2
     from canopy._demo import run
 
     run(args.output)
+    return 0
+
+
+def _demo_web(args: argparse.Namespace) -> int:
+    from canopy import _web
+    from canopy._loops import run
+
+    if args.output is not None:
+        print("canopy demo: --output goes with the console demo, not --web", file=sys.stderr)
+        return 2
+    port = _web.PORT if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        print(f"canopy demo: --port {port} is not a port number (0 to 65535)", file=sys.stderr)
+        return 2
+    try:
+        run(_web.serve(port))
+    except OSError as e:
+        print(f"canopy demo: cannot listen on {_web.HOST}:{port}: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
