@@ -1,0 +1,146 @@
+"""Run one fuzz target of fuzz/targets.py under atheris (coverage-guided libFuzzer).
+
+    python fuzz/run.py wire --runs 2000000
+    python fuzz/run.py codecs --time 600
+    python fuzz/run.py idl --time 600 -only_ascii=1
+
+Targets: ``wire`` (the sans-I/O protocol fed a peer's bytes in both roles, before and
+after the handshake), ``codecs`` (the four payload decoders over the type matrix) and
+``idl`` (``compile_text``). Needs atheris: ``pip install -e '.[fuzz]'``. Seeds (valid
+frames, payloads and IDL files) are written to ``fuzz/corpus/TARGET`` on the first run,
+and the corpus grows there; crashes land in ``fuzz/crashes``. Replay one input with
+``python fuzz/run.py wire fuzz/crashes/crash-...``. Exits non-zero when a target fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
+LAZY = (
+    "canopy.codegen.python",
+    "canopy.wire.codecs._json",
+    "canopy.wire.codecs._protobuf",
+    "canopy.wire.codecs._zstd",
+)
+
+
+def seeds(target: str) -> list[bytes]:
+    """Valid inputs to start from: every message in every mode, the type matrix's
+    values in every encoding, every IDL file of the repository."""
+    import msgspec
+
+    import targets
+    from canopy import wire as w
+
+    if target == "wire":
+        raw = msgspec.Raw(msgspec.msgpack.encode([1, 2]))
+        messages: list[w.Message] = [
+            w.Hello((1,), (1, 2, 8, 16), 5, 1, 2),
+            w.Welcome(1, 1, 5, 1, 2, (1, 8)),
+            w.Refuse(7, "no"),
+            w.Call(1, 5, targets.ZONE, 1, 7, 2, 1, raw, 0, 100, ((5, 3, 0),)),
+            w.Post(5, targets.ZONE, 1, 7, 3, 1, raw),
+            w.Reply(1, 0, raw, "", ((5, 3, 1),)),
+            w.TryCast(2, 5, targets.ZONE, 1, 9),
+            w.AddRef(3, 5, targets.ZONE, 1, 0, 5),
+            w.Release(5, targets.ZONE, 1, 0),
+            w.ObjectReleased(targets.ZONE, 1, 5),
+            w.TransportDown((5, 6)),
+            w.GetSchema(4, 5, targets.ZONE, 1, True),
+            w.NewZoneId(5),
+            w.Close(),
+            w.CloseAck(),
+            w.Cancel(1),
+            w.Ping(9),
+            w.Pong(9),
+        ]
+        found = []
+        for mode in range(32):
+            for m in messages:
+                found.append(bytes([mode, 0]) + targets.frame(m))
+            found.append(bytes([mode, 3]) + b"".join(targets.frame(m) for m in messages))
+        return found
+    if target == "codecs":
+        return _codec_seeds()
+    idl = [*HERE.parent.glob("tests/**/*.idl"), *HERE.parent.glob("src/canopy/**/*.idl")]
+    return [p.read_bytes() for p in sorted(idl)]
+
+
+def _codec_seeds() -> list[bytes]:
+    import targets
+    from canopy.wire import codec
+
+    found = []
+    types = targets.matrix_types()
+    try:
+        import warnings
+
+        from hypothesis.errors import NonInteractiveExampleWarning
+
+        sys.path.insert(0, str(HERE.parent / "tests"))
+        from type_matrix import values
+
+        warnings.simplefilter("ignore", NonInteractiveExampleWarning)
+        for i, t in enumerate(types):
+            for _ in range(3):
+                value = values(t).example()
+                for e, name in enumerate(targets.CODEC_ENCODINGS):
+                    found.append(bytes([e, i]) + codec(name).encoder(t)(value))
+    except ImportError:  # without hypothesis: the fuzzer finds the shapes itself
+        found = [bytes([e, i]) for e in range(4) for i in range(len(types))]
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("target", choices=["wire", "codecs", "idl"])
+    parser.add_argument("inputs", nargs="*", help="replay these inputs instead of fuzzing")
+    parser.add_argument("--runs", type=int, default=0, help="stop after this many inputs")
+    parser.add_argument("--time", type=int, default=0, help="stop after this many seconds")
+    parser.add_argument("--corpus", type=Path, help="default: fuzz/corpus/TARGET")
+    # Anything else (-jobs=2, -dict=...) goes to libFuzzer as it is.
+    args, extra = parser.parse_known_args()
+
+    import atheris
+
+    with atheris.instrument_imports(include=["canopy", "targets"]):
+        # What canopy loads on first use is instrumented only if it loads here.
+        for module in LAZY:
+            importlib.import_module(module)
+        import targets
+
+    run = targets.TARGETS[args.target]
+    corpus = args.corpus or HERE / "corpus" / args.target
+    if not args.inputs and not corpus.exists():
+        corpus.mkdir(parents=True)
+        for seed in seeds(args.target):
+            (corpus / hashlib.sha1(seed, usedforsecurity=False).hexdigest()).write_bytes(seed)
+    crashes = HERE / "crashes"
+    crashes.mkdir(exist_ok=True)
+    flags = [
+        "-timeout=10",  # seconds for one input: longer is a hang
+        "-rss_limit_mb=2048",
+        "-max_len=65536" if args.target == "idl" else "-max_len=2048",
+        f"-artifact_prefix={crashes}/{args.target}-",
+        "-print_final_stats=1",
+    ]
+    if args.target == "idl":
+        flags.append(f"-dict={HERE / 'idl.dict'}")
+    if args.runs:
+        flags.append(f"-runs={args.runs}")
+    if args.time:
+        flags.append(f"-max_total_time={args.time}")
+    where = [str(p) for p in args.inputs] if args.inputs else [str(corpus)]
+    atheris.Setup([sys.argv[0], *flags, *extra, *where], run)
+    atheris.Fuzz()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
