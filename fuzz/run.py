@@ -30,73 +30,6 @@ LAZY = (
 )
 
 
-def seeds(target: str) -> list[bytes]:
-    """Valid inputs to start from: every message in every mode, the type matrix's
-    values in every encoding, every IDL file of the repository."""
-    import msgspec
-
-    import targets
-    from canopy import wire as w
-
-    if target == "wire":
-        raw = msgspec.Raw(msgspec.msgpack.encode([1, 2]))
-        messages: list[w.Message] = [
-            w.Hello((1,), (1, 2, 8, 16), 5, 1, 2),
-            w.Welcome(1, 1, 5, 1, 2, (1, 8)),
-            w.Refuse(7, "no"),
-            w.Call(1, 5, targets.ZONE, 1, 7, 2, 1, raw, 0, 100, ((5, 3, 0),)),
-            w.Post(5, targets.ZONE, 1, 7, 3, 1, raw),
-            w.Reply(1, 0, raw, "", ((5, 3, 1),)),
-            w.TryCast(2, 5, targets.ZONE, 1, 9),
-            w.AddRef(3, 5, targets.ZONE, 1, 0, 5),
-            w.Release(5, targets.ZONE, 1, 0),
-            w.ObjectReleased(targets.ZONE, 1, 5),
-            w.TransportDown((5, 6)),
-            w.GetSchema(4, 5, targets.ZONE, 1, True),
-            w.NewZoneId(5),
-            w.Close(),
-            w.CloseAck(),
-            w.Cancel(1),
-            w.Ping(9),
-            w.Pong(9),
-        ]
-        found = []
-        for mode in range(32):
-            for m in messages:
-                found.append(bytes([mode, 0]) + targets.frame(m))
-            found.append(bytes([mode, 3]) + b"".join(targets.frame(m) for m in messages))
-        return found
-    if target == "codecs":
-        return _codec_seeds()
-    idl = [*HERE.parent.glob("tests/**/*.idl"), *HERE.parent.glob("src/canopy/**/*.idl")]
-    return [p.read_bytes() for p in sorted(idl)]
-
-
-def _codec_seeds() -> list[bytes]:
-    import targets
-    from canopy.wire import codec
-
-    found = []
-    types = targets.matrix_types()
-    try:
-        import warnings
-
-        from hypothesis.errors import NonInteractiveExampleWarning
-
-        sys.path.insert(0, str(HERE.parent / "tests"))
-        from type_matrix import values
-
-        warnings.simplefilter("ignore", NonInteractiveExampleWarning)
-        for i, t in enumerate(types):
-            for _ in range(3):
-                value = values(t).example()
-                for e, name in enumerate(targets.CODEC_ENCODINGS):
-                    found.append(bytes([e, i]) + codec(name).encoder(t)(value))
-    except ImportError:  # without hypothesis: the fuzzer finds the shapes itself
-        found = [bytes([e, i]) for e in range(4) for i in range(len(types))]
-    return found
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("target", choices=["wire", "codecs", "idl"])
@@ -119,7 +52,7 @@ def main() -> int:
     corpus = args.corpus or HERE / "corpus" / args.target
     if not args.inputs and not corpus.exists():
         corpus.mkdir(parents=True)
-        for seed in seeds(args.target):
+        for seed in targets.seeds(args.target):
             (corpus / hashlib.sha1(seed, usedforsecurity=False).hexdigest()).write_bytes(seed)
     crashes = HERE / "crashes"
     crashes.mkdir(exist_ok=True)

@@ -11,7 +11,9 @@ every error carries a location.
 
 from __future__ import annotations
 
+import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,21 +25,34 @@ from canopy.errors import InvalidData
 from canopy.idl import IdlError, compile_text
 from canopy.wire import (
     ENCODINGS,
+    AddRef,
     Call,
+    Cancel,
+    Close,
+    CloseAck,
     Encoding,
     Event,
+    GetSchema,
     HandshakeComplete,
     Hello,
     Limits,
     LinkClosed,
     Message,
     MessageReceived,
+    NewZoneId,
+    ObjectReleased,
     Ping,
+    Pong,
     Post,
     Protocol,
     ProtocolViolation,
+    Refuse,
+    Release,
+    Reply,
     Role,
     State,
+    TransportDown,
+    TryCast,
     Welcome,
     codec,
 )
@@ -52,6 +67,29 @@ _encode = msgspec.msgpack.encode
 
 
 # ---------------------------------------------------------------- the wire protocol
+
+_RAW = msgspec.Raw(_encode([1, 2]))
+MESSAGES: tuple[Message, ...] = (
+    Hello((1,), (1, 2, 8, 16), PEER, 1, 2),
+    Welcome(1, 1, PEER, 1, 2, (1, 8)),
+    Refuse(7, "no"),
+    Call(1, PEER, ZONE, 1, 7, 2, 1, _RAW, 0, 100, ((PEER, 3, 0),)),
+    Post(PEER, ZONE, 1, 7, 3, 1, _RAW),
+    Reply(1, 0, _RAW, "", ((PEER, 3, 1),)),
+    TryCast(2, PEER, ZONE, 1, 9),
+    AddRef(3, PEER, ZONE, 1, 0, PEER),
+    Release(PEER, ZONE, 1, 0),
+    ObjectReleased(ZONE, 1, PEER),
+    TransportDown((PEER, 6)),
+    GetSchema(4, PEER, ZONE, 1, True),
+    NewZoneId(5),
+    Close(),
+    CloseAck(),
+    Cancel(1),
+    Ping(9),
+    Pong(9),
+)
+"""One message of every type, as an honest peer would send it."""
 
 
 def frame(message: Message) -> bytes:
@@ -247,6 +285,45 @@ def idl(data: bytes) -> None:
             assert d.location.file and d.location.line >= 0, d
             assert d.message, d
         assert e.format()
+
+
+# ---------------------------------------------------------------- seeds
+
+
+def seeds(target: str) -> list[bytes]:
+    """Valid inputs to start from: every message in every mode, values of the type
+    matrix in every encoding (drawn by tests/type_matrix.py when hypothesis is
+    installed), every IDL file of the repository."""
+    if target == "wire":
+        found = []
+        for mode in range(32):
+            found += [bytes([mode, 0]) + frame(m) for m in MESSAGES]
+            found.append(bytes([mode, 3]) + b"".join(frame(m) for m in MESSAGES))
+        return found
+    if target == "codecs":
+        return _codec_seeds()
+    idl = [*ROOT.glob("tests/**/*.idl"), *ROOT.glob("src/canopy/**/*.idl")]
+    return [p.read_bytes() for p in sorted(idl)]
+
+
+def _codec_seeds() -> list[bytes]:
+    types = matrix_types()
+    try:
+        from hypothesis.errors import NonInteractiveExampleWarning
+
+        sys.path.insert(0, str(ROOT / "tests"))
+        from type_matrix import values
+    except ImportError:  # without hypothesis: the fuzzer finds the shapes itself
+        return [bytes([e, i]) for e in range(4) for i in range(len(types))]
+    found = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonInteractiveExampleWarning)
+        for i, t in enumerate(types):
+            for _ in range(3):
+                value = values(t).example()
+                for e, name in enumerate(CODEC_ENCODINGS):
+                    found.append(bytes([e, i]) + codec(name).encoder(t)(value))
+    return found
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {"wire": wire, "codecs": codecs, "idl": idl}
