@@ -1,15 +1,16 @@
 """Hostile bytes from a raw socket to a live server, blocking and asyncio, over TCP on
 127.0.0.1: random and mutated frames before and after a handshake. Whatever arrives,
 the offending connection is either refused frame by frame (PROTOCOL_ERROR, the link
-stays up) or closed; the server answers only in valid frames and never hangs; an
-honest client calling before, during and after sees nothing of it; and once the
-hostile connection is gone, the server's tables are as they were."""
+stays up) or told why in a Refuse and closed; the server answers only in valid frames
+and never hangs; an honest client calling before, during and after sees nothing of
+it; and once the hostile connection is gone, the server's tables are as they were."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
+import re
 import socket
 import threading
 import time
@@ -25,7 +26,7 @@ import canopy
 from behaviour import TestService as Service
 from behaviour import b
 from canopy.errors import ErrorCode
-from canopy.wire import Call, Hello, Message, Ping, Pong, Post, Reply, Welcome
+from canopy.wire import Call, Hello, Message, Ping, Pong, Post, Refuse, Reply, Welcome
 from frame_strategies import frame_of, streams, targets
 
 LIVE = settings(
@@ -282,12 +283,17 @@ def test_a_fatal_violation_closes_only_that_connection(live: Live, stream: bytes
     hostile.send(stream)
     start = time.monotonic()
     try:
-        while hostile.sock.recv(65536):  # closed by the server, not by this side
-            pass
+        while chunk := hostile.sock.recv(65536):  # closed by the server, not by this side
+            hostile.received += chunk
     except ConnectionResetError:
         pass
     assert time.monotonic() - start < 2
     hostile.sock.close()
+    # Told why in the last frame: the code and what was wrong.
+    refuse = hostile.messages()[-1]
+    assert isinstance(refuse, Refuse), hostile.messages()
+    assert refuse.code in (ErrorCode.LIMIT_EXCEEDED, ErrorCode.PROTOCOL_ERROR)
+    assert re.search(r"exceeds max_frame_size|malformed frame|Hello after", refuse.message)
     for other in others:  # other raw connections still answer
         other.send(frame_of(msgspec.msgpack.encode(Ping(11))))
         assert until(lambda o=other: Pong(11) in _read(o))  # type: ignore[misc]

@@ -23,6 +23,7 @@ from canopy.wire import (
     Pong,
     Protocol,
     ProtocolViolation,
+    Refuse,
     Reply,
     Role,
     State,
@@ -118,6 +119,29 @@ def test_bad_frames_in_a_row_close_the_link_and_a_good_one_resets_the_count() ->
     assert isinstance(events[-2], ProtocolViolation) and events[-2].fatal
     assert isinstance(events[-1], LinkClosed) and not events[-1].clean
     assert p.state is State.CLOSED
+    pong, refuse = replies(p)  # the Ping between was answered
+    assert pong == Pong(1)
+    assert isinstance(refuse, Refuse) and refuse.code == ErrorCode.PROTOCOL_ERROR
+    assert refuse.message.startswith("malformed frame: ")
+
+
+def test_a_refuse_closes_the_link_with_the_peers_reason_and_is_not_answered() -> None:
+    p = opened()
+    p.receive_data(frame_of(msgspec.msgpack.encode(Refuse(int(ErrorCode.LIMIT_EXCEEDED), "bye"))))
+    [violation, closed] = p.events()
+    assert violation == ProtocolViolation(
+        ErrorCode.LIMIT_EXCEEDED, "the peer closed the link: bye", True
+    )
+    assert isinstance(closed, LinkClosed) and p.data_to_send() == b""
+    # Two Canopy ends: the one that found the fault tells, the other learns why.
+    server = opened()
+    server.receive_data(b"\xff\xff\xff\x7f")
+    client = opened(Role.CONNECTING)
+    client.receive_data(server.data_to_send())
+    [violation, _] = client.events()
+    assert violation.code == ErrorCode.LIMIT_EXCEEDED
+    assert violation.reason.startswith("the peer closed the link: frame of 2147483647 bytes")
+    assert client.data_to_send() == b""
 
 
 @pytest.mark.parametrize("size", [4097, 1 << 24, (1 << 32) - 1])
@@ -135,6 +159,8 @@ def test_a_huge_length_prefix_closes_the_link_before_anything_is_buffered(
     assert events[0].code == ErrorCode.LIMIT_EXCEEDED and events[0].fatal
     assert f"frame of {size} bytes exceeds max_frame_size 4096" in events[0].reason
     assert p.state is State.CLOSED and not p._in
+    # The peer is told why, in the last frame before the stream ends.
+    assert replies(p) == [Refuse(int(ErrorCode.LIMIT_EXCEEDED), events[0].reason)]
     p.receive_data(b"more")  # ignored once closed
     assert p.events() == []
 
