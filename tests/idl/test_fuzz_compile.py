@@ -142,3 +142,15 @@ def test_canopy_generate_on_garbage_exits_with_an_error_line(
     assert first.startswith(f"{idl}:") and ": error: " in first, done.stderr
     assert len(done.stderr.splitlines()) <= 3  # the error, then the line and its caret
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("directive", ["#import", "#include"])
+@pytest.mark.parametrize("name", ["a" * 300, "/" + "a" * 300], ids=["relative", "absolute"])
+def test_a_file_name_too_long_for_the_system_is_not_found(
+    where: Path, directive: str, name: str
+) -> None:
+    # Was an OSError (ENAMETOOLONG) out of Path.is_file; found by fuzz/run.py idl.
+    error = compiles_or_says_where(f'{directive} "{name}"\n', where)
+    assert isinstance(error, IdlError)
+    [d] = error.diagnostics
+    assert d.location.line == 1 and d.message.startswith(f'cannot find "{name}"')
