@@ -178,10 +178,12 @@ class _Watcher:
 
 
 def chunks(data: bytes, step: int) -> Iterator[bytes]:
-    """``data`` cut every ``step`` bytes, or whole when ``step`` is 0."""
+    """``data`` cut every ``step`` bytes (in 16 pieces at most, to keep each input
+    quick), or whole when ``step`` is 0."""
     if step == 0:
         yield data
         return
+    step = max(step, len(data) // 16)
     for i in range(0, len(data), step):
         yield data[i : i + step]
 
