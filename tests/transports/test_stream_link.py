@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import canopy
@@ -31,7 +32,7 @@ from canopy.runtime import close
 from canopy.streams import shm, zstd
 from canopy.transports.server import Server
 from canopy.transports.stream import AsyncStreamLink, BlockingStreamLink
-from canopy.wire import Encoding
+from canopy.wire import Encoding, Message, Refuse
 
 KINDS = ("tcp", "unix")
 FAILED = (canopy.CallCancelled, canopy.TransportError)
@@ -571,7 +572,9 @@ def test_asyncio_server_drops_garbage_without_disturbing_others() -> None:
             for garbage in GARBAGE.values():
                 reader, writer = await asyncio.open_connection(host, port)
                 writer.write(garbage)
-                assert await asyncio.wait_for(reader.read(), 2) == b""
+                said = await asyncio.wait_for(reader.read(), 2)  # to the end: closed
+                # Told why first: one Refuse frame.
+                assert isinstance(msgspec.msgpack.decode(said[4:], type=Message), Refuse)
                 writer.close()
                 assert await root.add(40, 2) == 42
             close(root)

@@ -843,15 +843,52 @@ def parse(text: str, origin: LineOrigin, reporter: Reporter) -> list[Definition]
     and report the file's other errors too."""
     parser = _lark()
     try:
-        tree = parser.parse(text)
-    except lark.exceptions.UnexpectedInput as e:
-        reporter.error(_error_location(e, origin), _describe(e, parser))
+        try:
+            tree = parser.parse(text)
+        except lark.exceptions.UnexpectedInput as e:
+            reporter.error(_error_location(e, origin), _describe(e, parser))
+            return None
+        try:
+            result: list[Definition] = _Builder(origin, reporter).transform(tree)
+        except lark.exceptions.VisitError as e:
+            if not isinstance(e.orig_exc, ValueError | OverflowError):
+                raise e.orig_exc from e
+            # A literal Python cannot hold: an integer of thousands of digits, an
+            # escape past the last code point.
+            meta = getattr(e.obj, "meta", None)
+            line = getattr(meta, "line", 1) if meta is not None and not meta.empty else 1
+            column = getattr(meta, "column", 1) if meta is not None and not meta.empty else 1
+            file, source_line = origin(line)
+            reporter.error(Location(file, source_line, column), f"invalid value: {e.orig_exc}")
+            return None
+    except RecursionError:
+        # The tree is walked recursively: nesting deeper than Python's stack allows
+        # (a few hundred brackets) is refused where it is deepest, not a traceback.
+        line, column, depth = _deepest(text)
+        file, source_line = origin(line)
+        reporter.error(
+            Location(file, source_line, column),
+            f"nested {depth} levels deep, more than the compiler follows: "
+            "name an inner type with a typedef or a struct",
+        )
         return None
-    try:
-        result: list[Definition] = _Builder(origin, reporter).transform(tree)
-    except lark.exceptions.VisitError as e:  # pragma: no cover - a builder bug, not a user error
-        raise e.orig_exc from e
     return result
+
+
+def _deepest(text: str) -> tuple[int, int, int]:
+    """Line, column and depth of the most deeply nested bracket of ``text``."""
+    depth, best, line, column = 0, (1, 1, 0), 1, 0
+    for char in text:
+        column += 1
+        if char == "\n":
+            line, column = line + 1, 0
+        elif char in "<({[":
+            depth += 1
+            if depth > best[2]:
+                best = (line, column, depth)
+        elif char in ">)}]":
+            depth = max(depth - 1, 0)
+    return best
 
 
 def _error_location(e: lark.exceptions.UnexpectedInput, origin: LineOrigin) -> Location:

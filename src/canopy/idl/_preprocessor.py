@@ -536,6 +536,14 @@ class _ReadFailure:
     reason: str
 
 
+def _is_file(path: Path) -> bool:
+    """``Path.is_file``, but a name the system cannot look up (too long) is no file."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 class _Preprocessor:
     """State shared by one file and all it includes: macros, output and import list."""
 
@@ -582,11 +590,11 @@ class _Preprocessor:
         """The display path and path of the file ``written``, or the directories searched."""
         if Path(written).is_absolute():
             candidate = Path(written)
-            return (written, candidate) if candidate.is_file() else [candidate.parent]
+            return (written, candidate) if _is_file(candidate) else [candidate.parent]
         searched = [directory, *self.include_paths, BUILTIN_DIR]
         for folder in searched:
             candidate = folder / written
-            if candidate.is_file():
+            if _is_file(candidate):
                 return os.path.normpath(candidate), candidate
         return searched
 

@@ -12,7 +12,10 @@ runs HANDSHAKE -> OPEN -> CLOSING -> CLOSED, or to CLOSED at once on a fatal
 error. Invariants: no message but the handshake's passes before OPEN; a frame
 longer than ``max_frame_size`` is fatal (the stream cannot be trusted to
 resynchronise); a frame that is well delimited but does not decode is reported
-and skipped, and ``max_decode_errors`` of them in a row close the link.
+and skipped, and ``max_decode_errors`` of them in a row close the link. A link
+closed for what the peer sent tells the peer why first, in a ``Refuse`` (its
+last frame); a ``Refuse`` received at any time closes the link with the peer's
+code and reason, and is not answered.
 """
 
 from __future__ import annotations
@@ -299,6 +302,8 @@ class Protocol:
             self._events.append(MessageReceived(message))
         elif self.state is State.HANDSHAKE:
             self._handshake(message)
+        elif isinstance(message, Refuse):
+            self._refused(message, "the peer closed the link")
         elif isinstance(message, HANDSHAKE):
             self._fatal(ErrorCode.PROTOCOL_ERROR, f"{type(message).__name__} after the handshake")
         elif isinstance(message, Close):
@@ -338,10 +343,7 @@ class Protocol:
                 {Encoding(e) for e in accepts} | {Encoding(message.encoding)},
             )
         elif isinstance(message, Refuse):
-            self._fatal(
-                ErrorCode(message.code) if message.code in _CODES else ErrorCode.PROTOCOL_ERROR,
-                f"the peer refused the link: {message.message}",
-            )
+            self._refused(message, "the peer refused the link")
         else:
             self._fatal(
                 ErrorCode.PROTOCOL_ERROR,
@@ -399,6 +401,16 @@ class Protocol:
         self._finish(False, reason)
 
     def _fatal(self, code: ErrorCode, reason: str) -> None:
+        """Close the link for what the peer sent, telling it why (drivers write what is
+        queued before they close the stream)."""
+        if self.state is not State.CLOSED:
+            self._write(Refuse(int(code), reason[:_REASON]))
+        self._events.append(ProtocolViolation(code, reason, True))
+        self._finish(False, reason)
+
+    def _refused(self, refuse: Refuse, what: str) -> None:
+        code = ErrorCode(refuse.code) if refuse.code in _CODES else ErrorCode.PROTOCOL_ERROR
+        reason = f"{what}: {refuse.message}"
         self._events.append(ProtocolViolation(code, reason, True))
         self._finish(False, reason)
 
@@ -410,6 +422,7 @@ class Protocol:
 
 
 _CODES = {int(c) for c in ErrorCode}
+_REASON = 512  # characters of a reason told to the peer: it may quote what the peer sent
 _ORDINARY = frozenset({Call, Post, Reply})  # what most frames hold: straight to the runtime
 _REQUEST_TAGS = {cls.__struct_config__.tag for cls in REQUESTS}
 _ARRAY = {0xDC: 2, 0xDD: 4}  # array 16 and array 32: bytes of length after the marker
