@@ -121,6 +121,32 @@ def _parser() -> argparse.ArgumentParser:
     _client_options(cal)
     cal.set_defaults(run=_call)
 
+    mcp = sub.add_parser("mcp", help="serve a live object to AI agents over MCP")
+    mcp_sub = mcp.add_subparsers(required=True, metavar="COMMAND")
+    mcs = mcp_sub.add_parser(
+        "serve",
+        help="run a Model Context Protocol server whose tools are the methods of the object at URL",
+        description="Connect to URL and serve its root object over MCP: each method is a "
+        "tool named interface.method (i_session.generate); an object a call returns gets a "
+        "handle (o1) and its methods become tools too (o1.i_session.generate), released "
+        "when the MCP session ends.",
+    )
+    mcs.add_argument("url", metavar="URL", help="tcp://host:port, tls://, ws://, unix:/path...")
+    mcs.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default="stdio",
+        help="stdio (default: for an MCP client that starts this command) or streamable "
+        "HTTP on 127.0.0.1",
+    )
+    mcs.add_argument(
+        "--port",
+        type=int,
+        help="the port of --transport http (default 8765; 0: any free port)",
+    )
+    _client_options(mcs)
+    mcs.set_defaults(run=_mcp_serve)
+
     demo = sub.add_parser(
         "demo",
         help="compile the example IDL files and show what they become; --web: the browser page",
@@ -225,6 +251,49 @@ def _call(args: argparse.Namespace) -> int:
 
     args.command = "call"
     return _poke(args, lambda obj: call(obj, args.method, args.arguments))
+
+
+def _mcp_serve(args: argparse.Namespace) -> int:
+    import logging
+    from importlib.util import find_spec
+
+    from canopy import CanopyError, mcp
+    from canopy._poke import report
+
+    if find_spec("mcp") is None:
+        print(
+            "canopy mcp: the MCP SDK is not installed: pip install 'canopy[mcp]'", file=sys.stderr
+        )
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="canopy mcp: %(message)s")
+    port = mcp.PORT if args.port is None else args.port
+    if args.port is not None and args.transport != "http":
+        print("canopy mcp: --port goes with --transport http", file=sys.stderr)
+        return 2
+    if not 0 <= port <= 65535:
+        print(f"canopy mcp: --port {port} is not a port number (0 to 65535)", file=sys.stderr)
+        return 2
+    try:
+        mcp.serve(
+            args.url,
+            transport=args.transport,
+            port=port,
+            tls_ca=args.tls_ca,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            server_hostname=args.server_hostname,
+            timeout=args.timeout,
+            ready=mcp.announce,
+        )
+    except CanopyError as e:
+        report(e)
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"canopy mcp: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
 
 
 def _idl_options(p: argparse.ArgumentParser) -> None:
