@@ -15,18 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import canopy
-from canopy import _loops
+from canopy import _loops, telemetry
 from canopy.codegen import load_python, write_python
 from canopy.idl import Interface, Model, compile_file, compile_text, fingerprint
 from canopy.idl._printer import as_written, type_text
 from canopy.runtime import AsyncZone, Zone
+from canopy.telemetry.recorder import Recorder
 
+EXAMPLES = Path(str(resources.files("canopy") / "examples"))
 MODELS = {"tiny-1": "the quick brown fox jumps over the lazy dog", "echo": ""}
 
 
-def run(output: Path | None) -> None:
-    examples = Path(str(resources.files("canopy") / "examples"))
-    model = compile_file(examples / "inference.idl")
+def run(output: Path | None, trace: Path | None = None) -> None:
+    """The console demo; ``trace``: also record the walkthrough (parts 2 and 3) and
+    write its sequence diagrams and animated page there."""
+    model = compile_file(EXAMPLES / "inference.idl")
     inference: Any = load_python(model).inference
     out = output or Path(tempfile.mkdtemp(prefix="canopy-demo-"))
     written = write_python(model, out)
@@ -35,6 +38,35 @@ def run(output: Path | None) -> None:
     _summary(model)
     print(f"  generated Python: {', '.join(str(p.relative_to(out)) for p in written)} in {out}")
 
+    if trace is None:
+        walkthrough(inference)
+    else:
+        recorder = record(inference)
+        _title("The walkthrough, recorded")
+        for path in recorder.write(trace):
+            print(f"  wrote {path}")
+
+    _title("4. An IDL error, as the compiler reports it")
+    try:
+        compile_text(
+            "interface i_feed\n{\n    [post] error_code push(int value, [out] int& ack);\n};\n",
+            filename="feed.idl",
+        )
+    except canopy.IdlError as e:
+        print(e.format())
+
+
+def record(inference: Any) -> Recorder:
+    """The walkthrough with a recorder attached: every zone, link, call, reply, post
+    and reference it makes."""
+    with telemetry.observing(Recorder()) as recorder:
+        walkthrough(inference)
+    return recorder
+
+
+def walkthrough(inference: Any) -> None:
+    """Parts 2 and 3: the service in a child zone, the sink in the host, blocking and
+    then under asyncio, with the same implementation classes."""
     service_cls, sink_cls = _implementations(inference)
 
     _title("2. The walkthrough, blocking: the service in a child zone, the sink in the host")
@@ -63,15 +95,6 @@ def run(output: Path | None) -> None:
 
     _title("3. The same classes under asyncio")
     _loops.run(_async_walkthrough(inference, service_cls, sink_cls))
-
-    _title("4. An IDL error, as the compiler reports it")
-    try:
-        compile_text(
-            "interface i_feed\n{\n    [post] error_code push(int value, [out] int& ack);\n};\n",
-            filename="feed.idl",
-        )
-    except canopy.IdlError as e:
-        print(e.format())
 
 
 async def _async_walkthrough(inference: Any, service_cls: Any, sink_cls: Any) -> None:
@@ -179,6 +202,5 @@ def _summary(model: Model) -> None:
 
 def inference_service() -> Any:
     """The demo's inference service, for ``canopy serve canopy._demo:inference_service``."""
-    examples = Path(str(resources.files("canopy") / "examples"))
-    service, _ = _implementations(canopy.load_idl(examples / "inference.idl").inference)
+    service, _ = _implementations(canopy.load_idl(EXAMPLES / "inference.idl").inference)
     return service()

@@ -161,6 +161,13 @@ def _parser() -> argparse.ArgumentParser:
         "127.0.0.1 until interrupted",
     )
     demo.add_argument(
+        "--trace",
+        type=Path,
+        metavar="DIR",
+        help="record the walkthrough and write its sequence diagram (sequence.mmd, "
+        "sequence.puml) and an animated page (animation.html) into DIR",
+    )
+    demo.add_argument(
         "--port",
         type=int,
         help="the port of --web (default 8765; 0: any free port)",
@@ -371,7 +378,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     from canopy._demo import run
 
-    run(args.output)
+    run(args.output, args.trace)
     return 0
 
 
@@ -379,9 +386,10 @@ def _demo_web(args: argparse.Namespace) -> int:
     from canopy import _web
     from canopy._loops import run
 
-    if args.output is not None:
-        print("canopy demo: --output goes with the console demo, not --web", file=sys.stderr)
-        return 2
+    for option, given in (("--output", args.output), ("--trace", args.trace)):
+        if given is not None:
+            print(f"canopy demo: {option} goes with the console demo, not --web", file=sys.stderr)
+            return 2
     port = _web.PORT if args.port is None else args.port
     if not 0 <= port <= 65535:
         print(f"canopy demo: --port {port} is not a port number (0 to 65535)", file=sys.stderr)

@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from canopy.runtime._zone import Service
@@ -118,8 +118,11 @@ def attached() -> Observer | None:
     return _default
 
 
+_O = TypeVar("_O", bound="Observer")
+
+
 @contextmanager
-def observing(observer: Observer) -> Iterator[Observer]:
+def observing(observer: _O) -> Iterator[_O]:
     """``attach`` for the duration of a block (then the observer attached before, if any)."""
     before = _default
     attach(observer)
