@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
@@ -319,7 +319,8 @@ REFUSED = [
     ("matrix::floats", {"f": True, "d": 1.0}, "float"),
     ("matrix::texts", {"s": "", "b": "AQ=", "c": "", "fixed": "AAAAAA==", "flag": True}, "base64"),
     ("matrix::texts", {"s": "", "b": "", "c": "", "fixed": "AAAA", "flag": True}, "length"),
-    ("matrix::enums", {"lvl": 0, "n": "ok", "f": "BROKEN", "palette": []}, "name of"),
+    ("matrix::enums", {"lvl": 99, "n": "ok", "f": "BROKEN", "palette": []}, "values"),
+    ("matrix::enums", {"lvl": True, "n": "ok", "f": "BROKEN", "palette": []}, "name of"),
     ("matrix::enums", {"lvl": "middle", "n": "ok", "f": "BROKEN", "palette": []}, "name of"),
     (
         "matrix::variants",
@@ -635,3 +636,18 @@ def test_canopy_generate_schema_writes_the_documents(
     with pytest.raises(SystemExit):
         main([*args, "--proto"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_the_config_profile_takes_an_enums_number_as_the_decoder_does() -> None:
+    """Names in both profiles; numbers in the config profile only, and the JSON decoder
+    reads either."""
+    model = compile_file(MATRIX_IDL)
+    config = struct_schema(model, "matrix::enums")
+    mcp = struct_schema(model, "matrix::enums", "mcp")
+    cls = find(load_python(model), "matrix::enums")
+    by_number = {"lvl": 1, "n": "ok", "f": "BROKEN", "palette": []}
+    validator(config, model).validate(by_number)
+    with pytest.raises(ValidationError):
+        Draft7Validator(mcp).validate(by_number)
+    decoded = codec("json").decoder(cls)(json.dumps(by_number).encode())
+    assert decoded.lvl == 1 and decoded.lvl.name == "high"

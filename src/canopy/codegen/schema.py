@@ -7,8 +7,8 @@ in either profile, and whatever validates against a config-profile schema the
 decoder reads. The shapes are the codec's: a struct is an object keyed by IDL field
 name; an ``rpc::optional`` or ``rpc::nullable`` value, an interface pointer and an
 optional's absent value may be ``null``; an enum (or error domain) value is its IDL
-name, every name accepted, aliases included (the codec reads names only, so neither
-profile offers the integer); a variant is ``{"<index>": value}``; bytes are padded
+name, every name accepted, aliases included, and in the config profile its number
+too (the codec writes names and reads either); a variant is ``{"<index>": value}``; bytes are padded
 base64; a float is a number or one of the strings ``"NaN"``, ``"Infinity"``,
 ``"-Infinity"``; a map with string keys is an object, any other map an array of
 ``[key, value]`` pairs; a set is an array of distinct items; an interface pointer is
@@ -66,8 +66,10 @@ from canopy.codegen.python import CodegenError, _substitute
 from canopy.idl._model import (
     ArrayType,
     Enum,
+    EnumValue,
     EnumValueRef,
     ErrorDomain,
+    ErrorValue,
     Field,
     Interface,
     InterfaceType,
@@ -537,8 +539,13 @@ class _Builder:
         schema: Schema = {"title": d.name} if self.config else {}
         if d.attributes.description:
             schema["description"] = d.attributes.description
-        schema["type"] = "string"
-        schema["enum"] = [v.name for v in d.values]
+        names: list[Any] = [v.name for v in d.values]
+        if self.config:  # a configuration may give an enum's number too, as the decoder reads
+            schema["type"] = ["string", "integer"]
+            schema["enum"] = names + list(dict.fromkeys(_number(v) for v in d.values))
+        else:
+            schema["type"] = "string"
+            schema["enum"] = names
         return schema
 
     def inputs(self, i: Interface, m: Method) -> Schema:
@@ -702,6 +709,11 @@ def _annotated(schema: Schema, description: str | None, default: object) -> Sche
     if "$ref" in schema:
         return {"allOf": [schema], **extra}
     return {**schema, **extra}
+
+
+def _number(value: EnumValue | ErrorValue) -> int:
+    """An enum value's number; an error value's code."""
+    return value.value if isinstance(value, EnumValue) else value.code
 
 
 def _or_null(schema: Schema) -> Schema:

@@ -4,7 +4,7 @@
   ``[out]`` record, although the binary encoding writes those as arrays.
 - An ``rpc::optional`` field whose value is absent is omitted; a missing field
   takes its IDL default on decode, and ``null`` reads back as absent.
-- An enum value is its IDL name (``"complete"``); decoding takes the name only.
+- An enum value is its IDL name (``"complete"``); decoding also takes its number.
 - A variant is an object with one key, the index of its alternative as a string:
   ``{"0": 5}`` for the first alternative, ``{"1": "x"}`` for the second. The index
   is the only key that tells ``int32_t`` and ``int64_t`` alternatives apart.
@@ -663,6 +663,7 @@ def _bytes_in(node: Bytes) -> Convert:
 def _enum_in(node: Enum) -> Convert:
     cls = enum_class(node)
     members = {wire: cls(number) for wire, number in node.values}
+    numbers = {number: cls(number) for _, number in node.values}
     accepted = ", ".join(dict.fromkeys(members))
 
     def convert(value: Any) -> Any:
@@ -671,10 +672,16 @@ def _enum_in(node: Enum) -> Convert:
             if member is not None:
                 return member
             raise Invalid(f"Expected a name of `{cls.__qualname__}` ({accepted}), got {value!r}")
-        raise Invalid(
-            f"Expected a name of `{cls.__qualname__}` ({accepted}), got `{kind(value)}`"
-            + (f" {value}: the JSON profile writes enums by name" if type(value) is int else "")
-        )
+        if type(value) is int:
+            member = numbers.get(value)
+            if member is not None:
+                return member
+            values = ", ".join(str(n) for n in dict.fromkeys(numbers))
+            raise Invalid(
+                f"Expected a name of `{cls.__qualname__}` ({accepted}) or one of its values "
+                f"({values}), got {value}"
+            )
+        raise Invalid(f"Expected a name of `{cls.__qualname__}` ({accepted}), got `{kind(value)}`")
 
     return convert
 
