@@ -244,6 +244,7 @@ class Service:
         self._lock = threading.RLock()
         self._dead: deque[tuple[RemoteObject, int]] = deque()
         self._outbox: deque[tuple[Link, Message]] = deque()
+        self._idle_links: deque[tuple[Link, int]] = deque()  # to look at once the outbox is sent
         self._depth = threading.local()
         self._inside = _Inside(self)
 
@@ -372,12 +373,13 @@ class Service:
             self._outbox.append((remote.link, release))
         self._forget_if_unused(remote)
 
-    def _forget_if_unused(self, remote: RemoteObject) -> Callable[[], None] | None:
+    def _forget_if_unused(self, remote: RemoteObject) -> None:
+        """Forget ``remote`` once it is unused; its link may then be idle, which ``flush``
+        looks at after sending what is queued (the release that made it unused first)."""
         key = (remote.zone, remote.object_id)
         if remote.unused() and self.tables.remotes.get(key) is remote:
             del self.tables.remotes[key]
-            return self._idle(remote.link, remote.zone)
-        return None
+            self._idle_links.append((remote.link, remote.zone))
 
     def _proxy(self, remote: RemoteObject, cls: type[Interface], kind: int) -> Any:
         info = interface_of(cls)
@@ -447,11 +449,15 @@ class Service:
                     if remote.held[kind] and not remote.gone and not remote.in_use(kind):
                         remote.held[kind] = False
                         message = Release(self.id, remote.zone, remote.object_id, kind)
-                    idle = self._forget_if_unused(remote)
+                    self._forget_if_unused(remote)
                     link = remote.link
+                    idle = None
                 elif self._outbox:
                     link, message = self._outbox.popleft()
                     idle = None
+                elif self._idle_links:
+                    link, zone = self._idle_links.popleft()
+                    message, idle = None, self._idle(link, zone)
                 else:
                     return
             if message is not None:
@@ -466,7 +472,9 @@ class Service:
         """What to do now that this zone holds nothing more in ``zone``: a link that
         exists only to reach that zone (a child process's) ends with its last use."""
         on_idle: Callable[[], None] | None = getattr(link, "on_idle", None)
-        if on_idle is None or any(r.zone == zone for r in self.tables.remotes.values()):
+        if on_idle is None or any(
+            r.zone == zone or r.link is link for r in self.tables.remotes.values()
+        ):
             return None
         return on_idle
 
@@ -1046,7 +1054,7 @@ class _Inside:
         d = self._depth.__dict__
         depth = d["n"] = d["n"] - 1
         zone = self._zone
-        if depth == 0 and (zone._dead or zone._outbox):
+        if depth == 0 and (zone._dead or zone._outbox or zone._idle_links):
             zone.flush()
 
 
