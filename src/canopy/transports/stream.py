@@ -204,12 +204,10 @@ class StreamLink:
                 message = event.message
                 if isinstance(message, Reply):
                     self._reply(message)
-                elif isinstance(message, Call | Post):
+                else:  # a call or a post, or a request passed on to another zone
                     dispatch = self.zone.receive(self, message)
                     if dispatch is not None:
                         self._dispatch(dispatch)
-                else:
-                    self.zone.receive(self, message)
             elif isinstance(event, HandshakeComplete):
                 self._opened(event)
             elif isinstance(event, ProtocolViolation):
