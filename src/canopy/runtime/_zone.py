@@ -303,8 +303,12 @@ class Service:
             stub.add(zone, kind)
 
     def holds(self, zone: int) -> bool:
-        """Whether ``zone`` holds a reference to any object of this zone (and so may call in)."""
-        return self._held.get(zone, 0) > 0
+        """Whether ``zone`` holds a reference to any object of this zone, or one we lent it
+        (and so may call in, or give it back)."""
+        if self._held.get(zone, 0) > 0:
+            return True
+        with self._lock:
+            return any(zone in r.lent for r in self.tables.remotes.values())
 
     # ---------------------------------------------------------------- importing
 
