@@ -241,10 +241,11 @@ class Tree:
                 zone.flush()
 
     def held(self) -> dict[str, Any]:
+        """What each zone still exports, imports or lends (the loans' tally included)."""
         return {
-            z.name: (z.exported(), z.imported())
+            z.name: (z.exported(), z.imported(), z._loans)
             for z in self.zones()
-            if z.exported() or z.imported()
+            if z.exported() or z.imported() or z._loans
         }
 
     def close(self) -> dict[str, Any]:

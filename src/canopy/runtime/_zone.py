@@ -300,11 +300,13 @@ class Service:
         self.limits = limits or Limits()
         self.tables = Tables()
         self._held: dict[int, int] = {}  # zone -> how many of our objects it holds
+        self._loans: dict[int, int] = {}  # neighbour -> references we lent it, all told
         self._in_flight: dict[int, int] = {}  # zone -> its calls running here
         self.links: dict[int, Link] = {}
         self._lock = threading.RLock()
         self._dead: deque[tuple[RemoteObject, int]] = deque()
         self._outbox: deque[tuple[Link, Message]] = deque()
+        self._idle_links: deque[tuple[Link, int]] = deque()  # to look at once the outbox is sent
         self._depth = threading.local()
         self._inside = _Inside(self)
         self.interceptors: tuple[Interceptor, ...] = ()
@@ -395,8 +397,22 @@ class Service:
             self.notify("add_ref", peer=zone, object=stub.object_id, side="server", detail=detail)
 
     def holds(self, zone: int) -> bool:
-        """Whether ``zone`` holds a reference to any object of this zone (and so may call in)."""
-        return self._held.get(zone, 0) > 0
+        """Whether ``zone`` holds a reference to any object of this zone, or one we lent it
+        (and so may call in, or give it back)."""
+        return self._held.get(zone, 0) > 0 or self._loans.get(zone, 0) > 0
+
+    def _loan(self, remote: RemoteObject, zone: int, kind: int) -> None:
+        """Lend one ``kind`` reference to ``remote`` to neighbour ``zone``. Under the lock."""
+        remote.lend(zone, kind)
+        self._loans[zone] = self._loans.get(zone, 0) + 1
+
+    def _loans_ended(self, zone: int, count: int) -> None:
+        """``count`` references lent to ``zone`` are over. Under the lock."""
+        left = self._loans.get(zone, 0) - count
+        if left > 0:
+            self._loans[zone] = left
+        else:
+            self._loans.pop(zone, None)
 
     # ---------------------------------------------------------------- importing
 
@@ -439,7 +455,7 @@ class Service:
                 )
             if not remote.held[kind]:
                 self._acquire(remote, kind, zone)
-            remote.lend(zone, kind)
+            self._loan(remote, zone, kind)
 
     def _acquire(self, remote: RemoteObject, kind: int, requester: int) -> None:
         """Take a ``kind`` reference upstream (an AddRef nobody waits for: anything we send
@@ -465,12 +481,13 @@ class Service:
             self._outbox.append((remote.link, release))
         self._forget_if_unused(remote)
 
-    def _forget_if_unused(self, remote: RemoteObject) -> Callable[[], None] | None:
+    def _forget_if_unused(self, remote: RemoteObject) -> None:
+        """Forget ``remote`` once it is unused; its link may then be idle, which ``flush``
+        looks at after sending what is queued (the release that made it unused first)."""
         key = (remote.zone, remote.object_id)
         if remote.unused() and self.tables.remotes.get(key) is remote:
             del self.tables.remotes[key]
-            return self._idle(remote.link, remote.zone)
-        return None
+            self._idle_links.append((remote.link, remote.zone))
 
     def _proxy(self, remote: RemoteObject, cls: type[Interface], kind: int) -> Any:
         info = interface_of(cls)
@@ -553,11 +570,15 @@ class Service:
                     if remote.held[kind] and not remote.gone and not remote.in_use(kind):
                         remote.held[kind] = False
                         message = Release(self.id, remote.zone, remote.object_id, kind)
-                    idle = self._forget_if_unused(remote)
+                    self._forget_if_unused(remote)
                     link = remote.link
+                    idle = None
                 elif self._outbox:
                     link, message = self._outbox.popleft()
                     idle = None
+                elif self._idle_links:
+                    link, zone = self._idle_links.popleft()
+                    message, idle = None, self._idle(link, zone)
                 else:
                     return
             if message is not None:
@@ -585,7 +606,9 @@ class Service:
         """What to do now that this zone holds nothing more in ``zone``: a link that
         exists only to reach that zone (a child process's) ends with its last use."""
         on_idle: Callable[[], None] | None = getattr(link, "on_idle", None)
-        if on_idle is None or any(r.zone == zone for r in self.tables.remotes.values()):
+        if on_idle is None or any(
+            r.zone == zone or r.link is link for r in self.tables.remotes.values()
+        ):
             return None
         return on_idle
 
@@ -1007,7 +1030,7 @@ class Service:
                 continue
             remote = self.tables.remote(zone, object_id, came)
             self._take(remote, came, kind)
-            remote.lend(going.peer, kind)
+            self._loan(remote, going.peer, kind)
 
     def _repaid(self, link: Link, zone: int, object_id: int, kind: int) -> None:
         """A neighbour gave back a reference we lent it. Under the lock."""
@@ -1021,6 +1044,7 @@ class Service:
                 link.peer,
             )
             return
+        self._loans_ended(link.peer, 1)
         self._settle(remote, kind)
 
     def _lend_on_request(self, link: Link, m: AddRef) -> int:
@@ -1043,6 +1067,7 @@ class Service:
         for holder, counts in list(remote.lent.items()):
             if counts[OPTIMISTIC]:
                 # The notice ends the holder's optimistic reference: it sends no release.
+                self._loans_ended(holder, counts[OPTIMISTIC])
                 counts[OPTIMISTIC] = 0
                 if counts == [0, 0]:
                     del remote.lent[holder]
@@ -1060,8 +1085,9 @@ class Service:
                 continue
             remote.gone = True
             remote.held = [False, False]
-            for holder in remote.lent:  # the notice ends what they borrowed: no releases
+            for holder, counts in remote.lent.items():  # the notice ends what they borrowed
                 behind.setdefault(holder, set()).add(remote.zone)
+                self._loans_ended(holder, sum(counts))
             remote.lent.clear()
             key = (remote.zone, remote.object_id)
             if self.tables.remotes.get(key) is remote:
@@ -1269,7 +1295,9 @@ class Service:
                     counts = stub.holders.get(zone)
             link = self.links.get(zone)
             for remote in list(self.tables.remotes.values()):
-                if remote.lent.pop(zone, None) is not None:  # its loans end with it
+                ended = remote.lent.pop(zone, None)
+                if ended is not None:  # its loans end with it
+                    self._loans_ended(zone, sum(ended))
                     for kind in _KINDS:
                         self._settle(remote, kind)
                 if remote.link is not link and remote.zone == zone:
@@ -1313,7 +1341,7 @@ class _Inside:
         d = self._depth.__dict__
         depth = d["n"] = d["n"] - 1
         zone = self._zone
-        if depth == 0 and (zone._dead or zone._outbox):
+        if depth == 0 and (zone._dead or zone._outbox or zone._idle_links):
             zone.flush()
 
 
