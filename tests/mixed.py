@@ -23,7 +23,7 @@ from typing import Any
 import canopy
 from canopy.runtime import AsyncZone, Zone
 from canopy.runtime._zone import Service
-from scenarios import Example, Host, Tree, _drain, _maybe, s
+from scenarios import Example, Host, Tree, _maybe, drain_tasks, s
 
 PLAN_ENV = "CANOPY_TEST_PLAN"
 TESTS = Path(__file__).resolve().parent
@@ -161,6 +161,6 @@ class MixedTree(Tree):
             if child.process.poll() is None:
                 child.stop(1.0)
         if self.loop is not None:
-            self.loop.run_until_complete(_drain())
+            self.loop.run_until_complete(drain_tasks())
             self.loop.close()
         return left

@@ -27,16 +27,6 @@ PLANS = {
     "process-tcp-local": ("process", "tcp", "local"),
 }
 
-HANGS_IN_BLOCKING_MODE = pytest.mark.xfail(
-    strict=True,
-    raises=(canopy.CallTimeout, canopy.TransportError),
-    reason="blocking mode: a zone below a stream link (TCP or a child process) calls R's host "
-    "with a reference to a zone further down (Z5.give_host_cached_object -> H.set_app(Z7's "
-    "example); E and Z2 calling H.look_up_app for Z3's example, which R borrowed from E) and "
-    "the call gets no reply until CALL_TIMEOUT (or the keepalive declares R dead); the same "
-    "scenarios pass in asyncio mode and over in-process zones. Not reduced further yet.",
-)
-
 
 def _tree(request: pytest.FixtureRequest, mode: str, plan: tuple[str, ...]) -> Iterator[MixedTree]:
     tree = MixedTree(mode, plan)
@@ -143,11 +133,7 @@ def test_interface_routing_with_out_params(t: MixedTree) -> None:
     del l2, l3, l4, p, f, b4
 
 
-def test_y_topology_returns_and_caches_a_new_prong_object(
-    t: MixedTree, request: pytest.FixtureRequest
-) -> None:
-    if t.mode == "blocking":
-        _expect_hang(t, request)
+def test_y_topology_returns_and_caches_a_new_prong_object(t: MixedTree) -> None:
     _, z3, _, z5 = t.chain(t.e, 4)
     z7 = t.do(z5.create_fork_and_return_object, z3, [6, 7])
     assert t.do(z7.add, 1, 2) == 3
@@ -163,11 +149,7 @@ def test_y_topology_returns_and_caches_a_new_prong_object(
     del z5, z7, cached
 
 
-def test_two_zones_get_one_to_look_up_the_other(
-    t: MixedTree, request: pytest.FixtureRequest
-) -> None:
-    if t.mode == "blocking":
-        _expect_hang(t, request)
+def test_two_zones_get_one_to_look_up_the_other(t: MixedTree) -> None:
     # The registry hands E and Z2 a reference to Z3's example that R borrowed from E.
     z2, z3 = t.chain(t.e, 2)
     t.do(t.host.set_app, "domainb", z3)
@@ -196,11 +178,6 @@ def test_a_killed_child_process_ends_what_was_reached_through_it(t: MixedTree) -
         t.do(deep.add, 1, 2)
     assert t.do(z2.add, 1, 2) == 3  # what does not go through the dead link still works
     del b, deep, z2, z3
-
-
-def _expect_hang(t: MixedTree, request: pytest.FixtureRequest) -> None:
-    request.applymarker(HANGS_IN_BLOCKING_MODE)
-    t.call_timeout, t.patience = 2.0, 0.5  # the hang is known: fail it fast
 
 
 def _until(t: MixedTree, condition: Any, seconds: float = 5.0) -> bool:
