@@ -47,6 +47,9 @@ def soak(ops: int, max_seconds: float) -> dict[str, Any]:
     trustme.CA().issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
         f"{where}/chain.pem"
     )
+    # The bench's servers end themselves after a while (peerbench's safety net): not
+    # before this run can.
+    os.environ["PB_SERVER_MAX_LIFETIME"] = str(max_seconds + 120)
     idl = suite.load_idl(where)
     item_class = suite.implementations(idl)[1]
     rounds = max(1, ops // 4)
