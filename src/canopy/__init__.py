@@ -12,6 +12,7 @@ the errors every call can raise.
 
 from __future__ import annotations
 
+import logging
 import os
 import types
 from collections.abc import Mapping, Sequence
@@ -65,6 +66,11 @@ if TYPE_CHECKING:
     from canopy.transports.server import AsyncServer, Server
 
 __version__ = "0.1.0"
+
+# Each layer logs to its own logger under "canopy" (canopy.runtime, canopy.transports.*,
+# canopy.serve ...), and the library stays quiet until the application configures
+# logging: without this, Python's last-resort handler would print warnings to stderr.
+logging.getLogger("canopy").addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> object:
