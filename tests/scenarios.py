@@ -39,6 +39,20 @@ async def _cast(zone: Service, proxy: Any, cls: Any) -> Any:
     return cast(proxy, cls)
 
 
+def call_in(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``'s result in either mode: called on ``loop`` and awaited (asyncio), or
+    called here (blocking), a coroutine it returns (an implementation of this zone's)
+    run to completion."""
+    if loop is not None:  # called on the running loop, as an application would
+
+        async def call() -> Any:
+            return await _maybe(fn(*args))
+
+        return loop.run_until_complete(call())
+    result = fn(*args)
+    return asyncio.run(_maybe(result)) if inspect.isawaitable(result) else result
+
+
 async def drain_tasks() -> None:
     """End every other task of the running loop (the links' consumers, which wait for
     messages as long as their links live), and wait until they have."""
@@ -196,14 +210,7 @@ class Tree:
     def do(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)``'s result: awaited in asyncio mode, and for R's own objects (the
         host), whose methods are coroutines, in blocking mode too."""
-        if self.loop is not None:  # called on the running loop, as an application would
-
-            async def call() -> Any:
-                return await _maybe(fn(*args))
-
-            return self.loop.run_until_complete(call())
-        result = fn(*args)
-        return asyncio.run(_maybe(result)) if inspect.isawaitable(result) else result
+        return call_in(self.loop, fn, *args)
 
     def new_zone(self) -> Any:
         """R's new zone's example, given H."""
@@ -280,15 +287,7 @@ class World:
         self.do(self.e.set_host, self.host)
 
     def do(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self.loop is None:
-            result = fn(*args)
-            return asyncio.run(result) if inspect.isawaitable(result) else result
-
-        async def call() -> Any:
-            result = fn(*args)
-            return await result if inspect.isawaitable(result) else result
-
-        return self.loop.run_until_complete(call())
+        return call_in(self.loop, fn, *args)
 
     def close(self) -> None:
         self.e = self.host = None

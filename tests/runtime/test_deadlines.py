@@ -5,7 +5,6 @@ of one process and over TCP."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ import canopy
 from canopy.codegen import load_python
 from canopy.errors import ErrorCode
 from canopy.idl import compile_text
+from scenarios import call_in
 
 c: Any = load_python(
     compile_text(
@@ -107,14 +107,7 @@ class Pair:
         gave_up_event.clear()
 
     def do(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self.loop is None:
-            return fn(*args)
-
-        async def call() -> Any:
-            result = fn(*args)
-            return await result if inspect.isawaitable(result) else result
-
-        return self.loop.run_until_complete(call())
+        return call_in(self.loop, fn, *args)
 
     def close(self) -> None:
         self.clock = None
