@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -115,24 +117,25 @@ def test_a_child_that_cannot_start_is_a_clear_error(
     assert any(r.name == "canopy.child.bad" for r in caplog.records)  # its traceback
 
 
-def test_killed_mid_call_twenty_times_in_a_row() -> None:
+def test_killed_mid_call_again_and_again() -> None:
     """Each time the pending call fails within a second, the parent keeps nothing of the
-    dead child, and a fresh child works."""
+    dead child, and a fresh child works. (bench/chaos.py does this a hundred times
+    under load; five rounds here keep the suite quick.)"""
     with canopy.Zone("parent") as zone:
-        for round_ in range(20):
+        for round_ in range(5):
             root = zone.spawn(f"svc{round_}", "child_entries:service", b.i_test, env=ENV)
             assert root.add(round_, 1) == round_ + 1
             mine = Widget("held by the child")
             root.keep(mine)  # the child holds one of the parent's objects
             child = zone.children[f"svc{round_}"]
-            killer = subprocess.Popen(  # kills the child a little after the call starts
-                [sys.executable, "-c", f"import os, time; time.sleep(0.1); os.kill({child.pid}, 9)"]
-            )
+            # kills the child a little after the call starts
+            killer = threading.Timer(0.1, os.kill, (child.pid, signal.SIGKILL))
+            killer.start()
             start = time.monotonic()
             with pytest.raises((canopy.TransportError, canopy.CallCancelled)):
                 root.slow(10_000)
             assert time.monotonic() - start < 1.1
-            killer.wait(5)
+            killer.join(5)
             with pytest.raises(canopy.CanopyError):
                 root.add(1, 1)
             del root, mine
