@@ -13,6 +13,7 @@ hide-set rule, so that a macro is never expanded inside its own expansion.
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import re
@@ -380,7 +381,13 @@ NAME: /[A-Za-z_][A-Za-z0-9_]*/
 %ignore /\s+/
 """
 
-_EXPRESSION_PARSER: Final = Lark(_EXPRESSION_GRAMMAR, parser="lalr", propagate_positions=False)
+
+@functools.cache
+def _expression_parser() -> Lark:
+    """Built on the first ``#if``: most IDL has none, and building it costs a fresh
+    process as much as importing the rest of the compiler."""
+    return Lark(_EXPRESSION_GRAMMAR, parser="lalr", propagate_positions=False)
+
 
 _INTEGER = re.compile(
     r"(?:0[xX](?P<hex>[0-9a-fA-F]+)|0[bB](?P<bin>[01]+)|(?P<oct>0[0-7]*)|(?P<dec>[1-9][0-9]*))"
@@ -880,7 +887,7 @@ class _Preprocessor:
             return directive.loc(tokens[index].pos)
 
         try:
-            tree = _EXPRESSION_PARSER.parse(text)
+            tree = _expression_parser().parse(text)
         except UnexpectedInput as exc:
             if isinstance(exc, UnexpectedCharacters) and exc.pos_in_stream is not None:
                 offset: int = exc.pos_in_stream
