@@ -1,13 +1,13 @@
 """What every test directory shares: keeping ``gc.collect()`` cheap.
 
 The tests call ``gc.collect()`` often, to see the releases that dropping a proxy
-produces. A full collection walks every tracked object in the process, and once
-pytest, hypothesis, lark and the generated modules are loaded that is a hundred
-thousand objects: about 0.1 s a call, most of the suite's time. So what exists when
-collection ends, and what survives each test module, is moved out of the
-collector's reach with ``gc.freeze()``: a later collection walks only what the
-tests made since. Objects freed by their reference count are still freed at once;
-only cycles among frozen objects would stay, and those were not garbage when frozen.
+produces. A full collection walks every tracked object in the process, and once pytest,
+hypothesis, lark and the generated modules are loaded that is a hundred thousand
+objects: about 0.1 s a call, most of the suite's time. So what exists when collection
+ends is moved out of the collector's reach with ``gc.freeze()``, and so is what each
+test leaves alive: a later collection walks only what the running test made. Objects
+freed by their reference count are still freed at once; only cycles among frozen objects
+would stay, and those were not garbage when frozen.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     yield
-    # The last test of a module has torn down the module's fixtures: what is left
-    # belongs to the session, so it is frozen too, after one last full look.
-    if nextitem is None or nextitem.module is not item.module:  # type: ignore[attr-defined]
-        gc.collect()
-        gc.freeze()
+    # What a test leaves alive (caches, the fixtures of its module and session) is
+    # frozen too, after one look at what it made: the next test's collections walk
+    # only what that test makes.
+    gc.collect()
+    gc.freeze()
