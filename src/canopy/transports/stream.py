@@ -322,7 +322,8 @@ class StreamLink:
             self.send(Ping(next(self._pings)))
 
         def check() -> None:
-            if not self.closed and self._received_at < poked:
+            # A link that holds the peer's messages back is not reading its answer.
+            if not self.closed and self._received_at < poked and not self.queued:
                 self.abort(f"the peer sent nothing for {dead_after:g} s after a ping")
 
         self._schedule(poked + dead_after, check)
@@ -346,7 +347,12 @@ class StreamLink:
             with contextlib.suppress(CanopyError):
                 self.send(Ping(next(self._pings)))
             self._schedule(now + interval, self._keepalive)
-        elif now - self._received_at >= interval and self._hears() and not self.protocol.peer_quiet:
+        elif (
+            now - self._received_at >= interval
+            and self._hears()
+            and not self.protocol.peer_quiet
+            and not self.queued  # busy with what the peer sent, maybe not reading it
+        ):
             self._poke(interval)
             self._schedule(now + 2 * interval, self._keepalive)
         else:
