@@ -25,9 +25,10 @@ import canopy
 from behaviour import TestService as Service
 from behaviour import b
 from canopy.errors import ErrorCode
+from canopy.streams import RECEIVE_SIZE
 from canopy.streams._socket import AsyncSocketStream, SocketStream
 from canopy.transports.server import AsyncServer, Server
-from canopy.transports.stream import POST_HIGH_WATER, RECEIVE_SIZE, aaccept, accept
+from canopy.transports.stream import POST_HIGH_WATER, aaccept, accept
 from canopy.wire import (
     Call,
     HandshakeComplete,
@@ -295,7 +296,7 @@ class SlowBlocking(Slow):
 
 
 class SlowAsync(Slow):
-    async def record(self, value: str, seq: int) -> None:
+    async def record(self, value: str, seq: int) -> None:  # type: ignore[override]
         await asyncio.sleep(self.PAUSE)
         self.note(seq)
 
@@ -324,7 +325,7 @@ def test_a_fast_poster_is_held_to_a_slow_receivers_pace(mode: str) -> None:
     count, high = 600, 16
     frame = 1000 + 48  # a post's frame: its value and the rest
     near, far = small_buffers()
-    receiver = canopy.Zone("receiver", limits=Limits(max_queued_messages=high))
+    receiver: Any = canopy.Zone("receiver", limits=Limits(max_queued_messages=high))
     loop: asyncio.AbstractEventLoop | None = None
     if mode == "blocking":
         service: Slow = SlowBlocking()
