@@ -30,7 +30,11 @@ order, and runs on its own thread when others wait behind it. Posts are left
 for the next frame written or for ``FLUSHER``, a batch at a time. Writes are
 combined: a thread that finds another one writing leaves its frames for that
 writer, so a reader never blocks behind a write and frames queued meanwhile go
-out in one system call.
+out in one system call. A poster that finds ``POST_HIGH_WATER`` bytes unwritten
+waits for that writer and writes itself, and so goes at the pace the peer reads.
+Backpressure, both forms: while ``max_queued_messages`` of the peer's calls and
+posts wait to run, nobody reads for the queue's sake (a caller still reads for its
+reply) until a quarter are left, and TCP holds the peer back meanwhile.
 Someone must read even when no caller is waiting, or the peer's calls would
 stall: an accepting link keeps a reader thread for its connection, and a
 connecting one starts one only while the peer holds references into this zone
@@ -63,12 +67,7 @@ from canopy.errors import (
 )
 from canopy.runtime._modes import close_thread_loop
 from canopy.runtime._tables import SHARED
-from canopy.runtime._zone import (
-    DEFAULT_CALL_TIMEOUT,
-    KEEPALIVE,
-    Dispatch,
-    Service,
-)
+from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, KEEPALIVE, Dispatch, Service
 from canopy.streams import NO_OPTIONS, RECEIVE_SIZE, AsyncStream, Layering, Stream
 from canopy.streams import aconnect as open_async_stream
 from canopy.streams import connect as open_stream
@@ -373,7 +372,7 @@ class StreamLink:
             return
         # A peer that does not read can leave this side stuck writing to it, and so
         # not reading it either: that is no excuse.
-        stuck = f", and read nothing of {self._sending} bytes sent" if self._sending else ""
+        stuck = f", and has not taken the {self._sending} bytes sent it" if self._sending else ""
         self.abort(
             f"the peer sent nothing for {silent:.3g} s{stuck} (idle_timeout={timeout:g} s)",
             ErrorCode.CALL_TIMEOUT,
