@@ -79,9 +79,12 @@ def test_a_server_drops_a_silent_client(mode: str) -> None:
 @pytest.mark.parametrize("mode", ["blocking", "asyncio"])
 def test_idle_clients_are_not_dropped(mode: str) -> None:
     """An asyncio client answers pings; a blocking one says in its Hello that it may not
-    while idle, and the server leaves it to TCP to notice if its host dies."""
+    while idle, and pings on its own instead, so that a server's idle timeout (three
+    times its keepalive here) passes it by too."""
     with canopy.Zone("service") as service:
-        server = service.serve("tcp://127.0.0.1:0", lambda z: Service(), b.i_test, keepalive=0.1)
+        server = service.serve(
+            "tcp://127.0.0.1:0", lambda z: Service(), b.i_test, keepalive=0.1, idle_timeout=0.3
+        )
         if mode == "blocking":
             with canopy.Zone("client") as client:
                 root = client.connect(server.url, b.i_test, keepalive=0.1)

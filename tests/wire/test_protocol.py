@@ -224,6 +224,37 @@ def test_writes_are_coalesced_into_one_buffer() -> None:
     assert client.data_to_send() == b""
 
 
+def test_buffered_counts_what_no_driver_has_taken_yet() -> None:
+    client, _ = open_pair()
+    assert client.buffered == 0
+    client.send(Post(1, 2, 3, 4, 5, 1, NO_PAYLOAD))
+    assert client.buffered == len(frame(Post(1, 2, 3, 4, 5, 1, NO_PAYLOAD)))
+    client.data_to_send()
+    assert client.buffered == 0
+
+
+@pytest.mark.parametrize("opened", [False, True])
+def test_a_driver_may_refuse_the_peer_with_a_reason(opened: bool) -> None:
+    """What the driver saw (a deadline passed, a limit crossed) closes the link as a fatal
+    violation would: the peer is told in a Refuse, before or after the handshake."""
+    if opened:
+        client, server = open_pair()
+    else:
+        client, server = pair()
+        server.receive_data(client.data_to_send()[:3])  # half a Hello
+    server.refuse(ErrorCode.CALL_TIMEOUT, "too slow")
+    [violation, closed] = server.events()
+    assert violation == ProtocolViolation(ErrorCode.CALL_TIMEOUT, "too slow", True)
+    assert isinstance(closed, LinkClosed) and not closed.clean
+    assert server.state is State.CLOSED
+    client.receive_data(server.data_to_send())
+    what = "the peer closed the link" if opened else "the peer refused the link"
+    told = ProtocolViolation(ErrorCode.CALL_TIMEOUT, f"{what}: too slow", True)
+    assert told in client.events()
+    server.refuse(ErrorCode.CALL_TIMEOUT, "again")  # once closed, nothing more
+    assert server.events() == [] and server.data_to_send() == b""
+
+
 def test_a_frame_over_the_limit_closes_the_link() -> None:
     _, server = open_pair(Limits(max_frame_size=64))
     server.receive_data((1000).to_bytes(4, "little"))

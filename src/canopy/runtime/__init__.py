@@ -24,6 +24,7 @@ from canopy.runtime._proxy import Proxy, close
 from canopy.runtime._reflect import AnyObject, Description, adescribe, describe
 from canopy.runtime._zone import (
     DEFAULT_CALL_TIMEOUT,
+    IDLE_TIMEOUT,
     KEEPALIVE,
     Caller,
     Intercepted,
@@ -252,6 +253,7 @@ class Zone(_Zone):
         origins: Sequence[str] | None = None,
         keepalive: float | None = KEEPALIVE,
         transform: Transform | None = None,
+        idle_timeout: float | None = IDLE_TIMEOUT,
     ) -> Server:
         """Accept connections at ``url``, serving each ``factory(zone)`` as its root.
 
@@ -263,7 +265,9 @@ class Zone(_Zone):
         sees each connection's stream once its layers are ready and returns the
         stream to use, or raises to refuse it. Each connection is a peer zone; it
         holds its root while it wants, and everything it held goes when it leaves.
-        Closing the zone closes the server.
+        A connection that sends nothing for ``idle_timeout`` seconds (90 by default;
+        None: never) is closed: canopy clients with a ``keepalive`` say something
+        more often. Closing the zone closes the server.
         """
         from canopy.transports.server import Server
 
@@ -276,6 +280,7 @@ class Zone(_Zone):
             transform=transform,
             call_timeout=call_timeout,
             keepalive=keepalive,
+            idle_timeout=idle_timeout,
         )
         self._servers.append(server)
         return server
@@ -487,6 +492,7 @@ class AsyncZone(_Zone):
         origins: Sequence[str] | None = None,
         keepalive: float | None = KEEPALIVE,
         transform: AsyncTransform | None = None,
+        idle_timeout: float | None = IDLE_TIMEOUT,
     ) -> AsyncServer:
         """Accept connections at ``url`` on the running loop; see ``Zone.serve``
         (``transform`` is an async function here)."""
@@ -501,6 +507,7 @@ class AsyncZone(_Zone):
             transform=transform,
             call_timeout=call_timeout,
             keepalive=keepalive,
+            idle_timeout=idle_timeout,
         )
         self._servers.append(server)
         return server

@@ -230,20 +230,38 @@ class AsyncMode:
 class _Inbox:
     """A link's calls and posts under asyncio. A message starts as it arrives while
     nothing is ahead of it; a post whose coroutine is still running holds back the
-    messages behind it, which the link's consumer task then starts in order."""
+    messages behind it, which the link's consumer task then starts in order. A link
+    whose inbox is full stops reading until there is ``room`` again."""
 
-    __slots__ = ("busy", "queue", "tasks")
+    __slots__ = ("busy", "low", "queue", "tasks", "waiter")
 
     def __init__(self) -> None:
         self.busy = False  # a post is running, or messages wait in ``queue``
         self.queue: asyncio.Queue[Dispatch | Awaitable[None]] = asyncio.Queue()
         self.tasks: set[asyncio.Task[None]] = set()  # calls' coroutines, running
+        self.waiter: asyncio.Future[None] | None = None  # the link's reader, for room
+        self.low = 0
+
+    async def room(self, low: int) -> None:
+        """Wait until no more than ``low`` messages wait in the queue."""
+        if self.queue.qsize() <= low:
+            return
+        self.low = low
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
 
 
 async def _consume(inbox: _Inbox) -> None:
     queue = inbox.queue
     while True:
         item = await queue.get()
+        waiter = inbox.waiter
+        if waiter is not None and queue.qsize() <= inbox.low and not waiter.done():
+            waiter.set_result(None)
+        del waiter
         post = _start(item, inbox.tasks) if isinstance(item, Dispatch) else item
         del item  # hold nothing of a finished call: its arguments may be the last references
         if post is not None:

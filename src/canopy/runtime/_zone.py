@@ -215,6 +215,10 @@ DEFAULT_CALL_TIMEOUT = 30.0
 KEEPALIVE = 30.0
 """Seconds of silence after which a link to another process pings its peer; as long again
 without an answer and the link is declared dead."""
+IDLE_TIMEOUT = 3 * KEEPALIVE
+"""Seconds a server lets an accepted link stay silent before it closes it. Every canopy
+client says something well within it: an idle one answers the server's keepalive
+pings, or (a blocking client, which does not read while idle) pings on its own."""
 
 _timeout: contextvars.ContextVar[tuple[float | None] | None] = contextvars.ContextVar(
     "canopy_call_timeout", default=None

@@ -237,6 +237,10 @@ class AsyncSocketStream:
             return b""
         return await self._reader.read(max_bytes)
 
+    def abort(self) -> None:
+        """Close at once, dropping what waits to be written (a peer that does not read)."""
+        self._writer.transport.abort()
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -6,6 +6,11 @@ stops accepting and closes them all. An accepted stream is first made ready by
 the URL's layers (a TLS handshake, the WebSocket upgrade) and then by the
 user's transform, if any, on a thread or task of its own: a connection that
 stalls or is refused there is closed and holds up no other.
+
+A connection has ``handshake_timeout`` seconds from its accept to complete the
+handshake, however it trickles its bytes, and once open is closed when it has
+sent nothing for ``idle_timeout`` seconds (``None``: never); either way it is
+told why in a ``Refuse``, and everything it held is released.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, KEEPALIVE, Service
+from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, IDLE_TIMEOUT, KEEPALIVE, Service
 from canopy.streams import (
     NO_OPTIONS,
     AsyncListener,
@@ -61,8 +66,10 @@ class _Serving:
         close_timeout: float,
         call_timeout: float | None,
         keepalive: float | None,
+        idle_timeout: float | None,
     ) -> None:
         self.zone = zone
+        self._idle_timeout = idle_timeout
         self._call_timeout = call_timeout
         self._keepalive = keepalive
         self._factory = factory
@@ -121,9 +128,17 @@ class Server(_Serving):
         transform: Transform | None = None,
         call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
         keepalive: float | None = KEEPALIVE,
+        idle_timeout: float | None = IDLE_TIMEOUT,
     ) -> None:
         super().__init__(
-            zone, factory, encodings, handshake_timeout, close_timeout, call_timeout, keepalive
+            zone,
+            factory,
+            encodings,
+            handshake_timeout,
+            close_timeout,
+            call_timeout,
+            keepalive,
+            idle_timeout,
         )
         layers = layering(url, _timed(options, handshake_timeout))
         self._prepare = _chain(layers, transform)
@@ -182,6 +197,7 @@ class Server(_Serving):
             close_timeout=self._close_timeout,
             call_timeout=self._call_timeout,
             keepalive=self._keepalive,
+            idle_timeout=self._idle_timeout,
             on_end=self._forget,
         )
         del made
@@ -229,9 +245,17 @@ class AsyncServer(_Serving):
         transform: AsyncTransform | None = None,
         call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
         keepalive: float | None = KEEPALIVE,
+        idle_timeout: float | None = IDLE_TIMEOUT,
     ) -> None:
         super().__init__(
-            zone, factory, encodings, handshake_timeout, close_timeout, call_timeout, keepalive
+            zone,
+            factory,
+            encodings,
+            handshake_timeout,
+            close_timeout,
+            call_timeout,
+            keepalive,
+            idle_timeout,
         )
         self._listener = listener
         layers = alayering(listener.url, _timed(options, handshake_timeout))
@@ -253,6 +277,7 @@ class AsyncServer(_Serving):
         transform: AsyncTransform | None = None,
         call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
         keepalive: float | None = KEEPALIVE,
+        idle_timeout: float | None = IDLE_TIMEOUT,
     ) -> AsyncServer:
         alayering(url, options)  # a TLS URL without a certificate fails before listening
         listener = await alisten(url)
@@ -267,6 +292,7 @@ class AsyncServer(_Serving):
             transform=transform,
             call_timeout=call_timeout,
             keepalive=keepalive,
+            idle_timeout=idle_timeout,
         )
 
     @property
@@ -321,6 +347,7 @@ class AsyncServer(_Serving):
             close_timeout=self._close_timeout,
             call_timeout=self._call_timeout,
             keepalive=self._keepalive,
+            idle_timeout=self._idle_timeout,
             on_end=self._forget,
         )
         del made

@@ -30,7 +30,11 @@ order, and runs on its own thread when others wait behind it. Posts are left
 for the next frame written or for ``FLUSHER``, a batch at a time. Writes are
 combined: a thread that finds another one writing leaves its frames for that
 writer, so a reader never blocks behind a write and frames queued meanwhile go
-out in one system call.
+out in one system call. A poster that finds ``POST_HIGH_WATER`` bytes unwritten
+waits for that writer and writes itself, and so goes at the pace the peer reads.
+Backpressure, both forms: while ``max_queued_messages`` of the peer's calls and
+posts wait to run, nobody reads for the queue's sake (a caller still reads for its
+reply) until a quarter are left, and TCP holds the peer back meanwhile.
 Someone must read even when no caller is waiting, or the peer's calls would
 stall: an accepting link keeps a reader thread for its connection, and a
 connecting one starts one only while the peer holds references into this zone
@@ -56,6 +60,7 @@ from canopy.errors import (
     CallCancelled,
     CallTimeout,
     CanopyError,
+    ErrorCode,
     LimitExceeded,
     RpcError,
     TransportError,
@@ -96,6 +101,10 @@ DEAD_AFTER = 10.0
 """Seconds a link waits for any sign of life after a ping before it is declared dead."""
 CLOSE_TIMEOUT = 1.0
 """Seconds a closing link waits for the peer to acknowledge its goodbye."""
+POST_HIGH_WATER = 64 * 1024
+"""Bytes of frames a blocking link may hold while its stream takes none before a post
+waits for the stream: a poster faster than its peer is slowed down to the peer's pace
+by TCP flow control, rather than its link's buffer growing."""
 
 
 MAX_READ = 4 * 1024 * 1024
@@ -123,6 +132,7 @@ class StreamLink:
         close_timeout: float = CLOSE_TIMEOUT,
         call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
         keepalive: float | None = KEEPALIVE,
+        idle_timeout: float | None = None,
         on_end: Callable[[StreamLink], None] | None = None,
     ) -> None:
         stub = zone.export(root) if root is not None else None
@@ -146,6 +156,11 @@ class StreamLink:
         self.close_timeout = close_timeout
         self.call_timeout = call_timeout
         self.keepalive = keepalive
+        self.idle_timeout = idle_timeout
+        self._sending = 0  # bytes handed to the stream by a send that has not returned
+        self._max_pending = zone.limits.max_pending_write_bytes
+        self._overflowed = False  # closed for max_pending_write_bytes: what waits is dropped
+        self._high = zone.limits.max_queued_messages
         self._abandoned: set[int] = set()  # calls that timed out: a late reply is dropped
         self._pings = itertools.count(1)
         self._received_at = time.monotonic()
@@ -306,7 +321,8 @@ class StreamLink:
             self.send(Ping(next(self._pings)))
 
         def check() -> None:
-            if not self.closed and self._received_at < poked:
+            # A link that holds the peer's messages back is not reading its answer.
+            if not self.closed and self._received_at < poked and not self.queued:
                 self.abort(f"the peer sent nothing for {dead_after:g} s after a ping")
 
         self._schedule(poked + dead_after, check)
@@ -314,21 +330,80 @@ class StreamLink:
     def _start_keepalive(self) -> None:
         if self.keepalive is not None:
             self._schedule(time.monotonic() + self.keepalive, self._keepalive)
+        if self.idle_timeout is not None:
+            self._schedule(self._received_at + self.idle_timeout, self._idle)
 
     def _keepalive(self) -> None:
         """Ping a link silent for ``keepalive`` seconds; one silent for as long again after
-        it is dead (``_poke``)."""
+        it is dead (``_poke``). A quiet side that is not reading pings every ``keepalive``
+        seconds all the same, unasked: its answers wait unread for its next call, and
+        the peer learns it is there (see ``idle_timeout``)."""
         interval = self.keepalive
         if self.closed or interval is None:
             return
         now = time.monotonic()
-        if now - self._received_at >= interval and self._hears() and not self.protocol.peer_quiet:
+        if self.protocol.quiet and not self._hears():
+            with contextlib.suppress(CanopyError):
+                self.send(Ping(next(self._pings)))
+            self._schedule(now + interval, self._keepalive)
+        elif (
+            now - self._received_at >= interval
+            and self._hears()
+            and not self.protocol.peer_quiet
+            and not self.queued  # busy with what the peer sent, maybe not reading it
+        ):
             self._poke(interval)
             self._schedule(now + 2 * interval, self._keepalive)
         else:
             self._schedule(max(self._received_at, now - interval) + interval, self._keepalive)
 
+    def _idle(self) -> None:
+        """Close a link whose peer has sent nothing for ``idle_timeout`` seconds. Time this
+        side spent not reading (its queue full, see ``max_queued_messages``) is not the
+        peer's silence."""
+        timeout = self.idle_timeout
+        if self.closed or timeout is None:
+            return
+        if self.queued and not self._sending:
+            self._received_at = time.monotonic()
+        silent = time.monotonic() - self._received_at
+        if silent < timeout:
+            self._schedule(self._received_at + timeout, self._idle)
+            return
+        # A peer that does not read can leave this side stuck writing to it, and so
+        # not reading it either: that is no excuse.
+        stuck = f", and has not taken the {self._sending} bytes sent it" if self._sending else ""
+        self.abort(
+            f"the peer sent nothing for {silent:.3g} s{stuck} (idle_timeout={timeout:g} s)",
+            ErrorCode.CALL_TIMEOUT,
+        )
+
+    def _overflow(self, pending: int) -> None:
+        """``pending`` bytes wait for a peer that takes none: the link is closed before
+        it holds any more (``max_pending_write_bytes``)."""
+        self._overflowed = True
+        self.abort(
+            f"{pending} bytes wait to be written to zone {self.peer:#x}, which does not "
+            f"read them as fast as it asks for them (max_pending_write_bytes={self._max_pending})",
+            ErrorCode.LIMIT_EXCEEDED,
+        )
+
+    def _ending(self, reason: str, code: ErrorCode | None) -> list[Event]:
+        """End the protocol: with a ``Refuse`` saying why when ``code`` is given, the
+        events of its end to handle."""
+        with self._plock:
+            if code is None:
+                self.protocol.abort(reason)
+            else:
+                self.protocol.refuse(code, reason)
+            return self.protocol.events()
+
     # -- what each form does its own way
+
+    @property
+    def queued(self) -> int:
+        """Calls and posts read from the peer and waiting to run."""
+        raise NotImplementedError
 
     def send(self, message: Message) -> None:
         raise NotImplementedError
@@ -363,13 +438,18 @@ class StreamLink:
         """Say goodbye, fail what is pending and release the peer's references."""
         raise NotImplementedError
 
-    def abort(self, reason: str) -> None:
-        """End the link at once, without a goodbye: the peer sees the stream fail."""
+    def abort(self, reason: str, code: ErrorCode | None = None) -> None:
+        """End the link at once, without a goodbye: the peer sees the stream fail, after
+        a ``Refuse`` with ``code`` and ``reason`` if ``code`` is given."""
         raise NotImplementedError
 
     def _expire(self, timeout: float) -> None:
         if not self.peer and not self.closed:
-            self.abort(f"the handshake did not complete within {timeout} s")
+            # The accepting side tells a connecting one why; the other way round the
+            # peer is not waiting for anything but a Hello.
+            accepting = self.protocol.role is Role.ACCEPTING
+            code = ErrorCode.CALL_TIMEOUT if accepting else None
+            self.abort(f"the handshake did not complete within {timeout:g} s", code)
 
 
 class BlockingStreamLink(StreamLink):
@@ -389,6 +469,7 @@ class BlockingStreamLink(StreamLink):
         close_timeout: float = CLOSE_TIMEOUT,
         call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
         keepalive: float | None = KEEPALIVE,
+        idle_timeout: float | None = None,
         on_end: Callable[[StreamLink], None] | None = None,
     ) -> None:
         super().__init__(
@@ -400,6 +481,7 @@ class BlockingStreamLink(StreamLink):
             close_timeout=close_timeout,
             call_timeout=call_timeout,
             keepalive=keepalive,
+            idle_timeout=idle_timeout,
             on_end=on_end,
         )
         self.stream = stream
@@ -416,6 +498,7 @@ class BlockingStreamLink(StreamLink):
         self._queue: deque[Dispatch] = deque()  # calls and posts, in link order
         self._qlock = threading.Lock()
         self._draining = False
+        self._held_back = False  # the queue is full: background readers wait for room
         self._pool: Workers | None = None
         self._stream_closed = False
         self._closing = False
@@ -465,15 +548,21 @@ class BlockingStreamLink(StreamLink):
                 if open_:
                     self.protocol.send(message)
                     self._dirty = True
+                    held = self.protocol.buffered
             if not open_:
                 self._refused(message)
                 return
-            if type(message) is Post:
+            if self._sending and held + self._sending > self._max_pending:
+                self._overflow(held + self._sending)  # a write is stuck on the peer
+                self._refused(message)
+            elif type(message) is not Post:
+                self._flush()
+            elif held > POST_HIGH_WATER:
+                self._flush(wait=True)  # the peer reads slower than this side posts
+            else:
                 # Nobody waits on a post: it goes out with whatever follows it soon,
                 # in one system call (the next call's frame, or the flusher's write).
                 FLUSHER.want(self)
-            else:
-                self._flush()
 
     def wait(self, call_id: int, timeout: float | None = None) -> Any:
         if timeout is None:
@@ -639,7 +728,13 @@ class BlockingStreamLink(StreamLink):
         try:
             while True:
                 with cond:
-                    while self._reading or not (self._wants_reader() or self._stream_closed):
+                    # A full queue holds reading back (a caller waiting for its reply
+                    # still reads): the peer's posts wait in its socket, not here.
+                    while (
+                        self._reading
+                        or not (self._wants_reader() or self._stream_closed)
+                        or (self._held_back and not self._stream_closed)
+                    ):
                         self._sleepers += 1
                         try:
                             cond.wait()
@@ -692,10 +787,12 @@ class BlockingStreamLink(StreamLink):
 
     # -- writing
 
-    def _flush(self) -> None:
-        """Write what the protocol holds, unless another thread is writing: it will."""
+    def _flush(self, *, wait: bool = False) -> None:
+        """Write what the protocol holds, unless another thread is writing: it will. With
+        ``wait``, wait for that thread and then write: this thread is held back to the
+        pace at which the peer reads."""
         while self._dirty:
-            if not self._wlock.acquire(blocking=False):
+            if not self._wlock.acquire(blocking=wait):
                 return
             failed: OSError | None = None
             try:
@@ -703,10 +800,12 @@ class BlockingStreamLink(StreamLink):
                     data = self.protocol.data_to_send()
                     self._dirty = False
                 if data:
+                    self._sending = len(data)
                     self.stream.send(data)
             except OSError as e:
                 failed = e
             finally:
+                self._sending = 0
                 self._wlock.release()
             if failed is not None:
                 self.abort(f"the stream failed: {failed or type(failed).__name__}")
@@ -720,8 +819,12 @@ class BlockingStreamLink(StreamLink):
             self._stream_closed = True
             self._cond.notify_all()
         with self.zone.inside():
-            # A writer stuck on a peer that does not read must not hold the close up.
-            if self._wlock.acquire(timeout=self.close_timeout):
+            # A writer stuck on a peer that does not read must not hold the close up;
+            # one that let too much pile up is not waited for at all.
+            if self._overflowed:
+                with self._plock:
+                    self.protocol.data_to_send()  # dropped: the peer would not take it
+            elif self._wlock.acquire(timeout=self.close_timeout):
                 try:
                     with self._plock:
                         data = self.protocol.data_to_send()
@@ -738,10 +841,16 @@ class BlockingStreamLink(StreamLink):
 
     # -- running calls and posts
 
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
     def _dispatch(self, d: Dispatch) -> None:
         # Queued only: whoever read it runs the queue once it has let the read role go.
         with self._qlock:
             self._queue.append(d)
+            if len(self._queue) >= self._high:
+                self._held_back = True
 
     def _take_drain(self) -> bool:
         """Claim the role of running the queue, if work waits and nobody runs it."""
@@ -758,12 +867,19 @@ class BlockingStreamLink(StreamLink):
                     self._draining = False
                     return
                 d = self._queue.popleft()
+                resume = self._held_back and len(self._queue) <= self._high // 4
+                if resume:
+                    self._held_back = False
                 post = d.call_id is None
                 # A call with nothing behind it runs right here: handing it to
                 # another thread would only add a wake-up to its round trip.
                 alone = not post and not self._queue
                 if alone:
                     self._draining = False
+            if resume:
+                with self._cond:
+                    self._received_at = time.monotonic()  # not reading was this side's doing
+                    self._cond.notify_all()
             # Handed over in a box that _run empties: no frame here keeps the call's
             # arguments alive after it ran (they may be the last references).
             box = [d]
@@ -846,12 +962,9 @@ class BlockingStreamLink(StreamLink):
             )
         self._close_stream()
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: str, code: ErrorCode | None = None) -> None:
         with self.zone.inside():
-            with self._plock:
-                self.protocol.abort(reason)
-                events = self.protocol.events()
-            self._handle(events)
+            self._handle(self._ending(reason, code))
         self._close_stream()
 
 
@@ -916,6 +1029,7 @@ class AsyncStreamLink(StreamLink):
         close_timeout: float = CLOSE_TIMEOUT,
         call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
         keepalive: float | None = KEEPALIVE,
+        idle_timeout: float | None = None,
         on_end: Callable[[StreamLink], None] | None = None,
     ) -> None:
         super().__init__(
@@ -927,6 +1041,7 @@ class AsyncStreamLink(StreamLink):
             close_timeout=close_timeout,
             call_timeout=call_timeout,
             keepalive=keepalive,
+            idle_timeout=idle_timeout,
             on_end=on_end,
         )
         self.stream = stream
@@ -978,15 +1093,30 @@ class AsyncStreamLink(StreamLink):
             self._futures[call_id] = self._loop.create_future()
         return call_id
 
+    @property
+    def queued(self) -> int:
+        inbox = self.inbound
+        return 0 if inbox is None else int(inbox.queue.qsize())
+
     def send(self, message: Message) -> None:
         with self.zone.inside():
             with self._plock:
                 open_ = self.protocol.state is State.OPEN
                 if open_:
                     self.protocol.send(message)
+                    # Bytes pile up while a write is stuck on the peer, and replies
+                    # while the peer's calls are read, before anything is written.
+                    waits = self._sending or type(message) is Reply
+                    held = self.protocol.buffered if waits else 0
             if not open_:
                 self._refused(message)
                 return
+            if held:
+                pending = held + self._sending + sum(map(len, self._backlog))
+                if pending > self._max_pending:
+                    self._overflow(pending)
+                    self._refused(message)
+                    return
             self._kick()
 
     def wait(self, call_id: int, timeout: float | None = None) -> Any:
@@ -1104,21 +1234,23 @@ class AsyncStreamLink(StreamLink):
                     self._kick()  # the protocol answered by itself (Welcome, Pong)
                 if ended:
                     break
+                inbox = self.inbound
+                if inbox is not None and inbox.queue.qsize() >= self._high:
+                    # The peer's posts wait in its socket, not here: TCP holds it back.
+                    await inbox.room(self._high // 4)
+                    self._received_at = time.monotonic()  # not reading was this side's doing
         except asyncio.CancelledError:
             # Cancelled by ``abort`` or by the close deadline: end without a goodbye.
-            self._end("the link was closed")
+            self._end("the link was closed", None)
         except Exception:
             log.exception("%r: reading failed", self)
-            self._end("the reader failed")
+            self._end("the reader failed", None)
         finally:
             await self._shutdown()
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: str, code: ErrorCode | None) -> None:
         with self.zone.inside():
-            with self._plock:
-                self.protocol.abort(reason)
-                events = self.protocol.events()
-            self._handle(events)
+            self._handle(self._ending(reason, code))
 
     async def _write(self) -> None:
         wake = self._wake
@@ -1135,11 +1267,14 @@ class AsyncStreamLink(StreamLink):
                         self._backlog.clear()
                     if not data:
                         break
+                    self._sending = len(data)
                     await self.stream.send(data)
+                    self._sending = 0
             except Exception as e:
                 self.abort(f"the stream failed: {e or type(e).__name__}")
                 return
             finally:
+                self._sending = 0
                 self._writing = False
 
     async def _shutdown(self) -> None:
@@ -1149,7 +1284,10 @@ class AsyncStreamLink(StreamLink):
         with self._plock:
             data = b"".join([*self._backlog, self.protocol.data_to_send()])
         self._backlog.clear()
-        if data:
+        drop = getattr(self.stream, "abort", None) if self._overflowed else None
+        if drop is not None:
+            drop()  # what the peer would not read goes, with no wait for it
+        elif data and not self._overflowed:
             with contextlib.suppress(OSError, TimeoutError):
                 await asyncio.wait_for(self.stream.send(data), self.close_timeout)
         with contextlib.suppress(OSError, TimeoutError):
@@ -1177,8 +1315,8 @@ class AsyncStreamLink(StreamLink):
         elif self._deadline is None and not self._reader.done():
             self._deadline = self._loop.call_later(self.close_timeout, self._reader.cancel)
 
-    def abort(self, reason: str) -> None:
-        self._end(reason)
+    def abort(self, reason: str, code: ErrorCode | None = None) -> None:
+        self._end(reason, code)
         if not self._reader.done():
             self._reader.cancel()
 

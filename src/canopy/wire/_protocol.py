@@ -68,6 +68,18 @@ class Limits:
     """Objects this side will export to one peer."""
     max_decode_errors: int = 8
     """Malformed frames in a row before the link is closed."""
+    max_pending_write_bytes: int = 64 * 1024 * 1024
+    """Bytes that may wait to be written to a peer while it takes none: a peer that
+    makes this side answer (calls, callbacks) faster than it reads the answers has
+    its link closed with LIMIT_EXCEEDED past it. A blocking poster waits long before
+    (see ``canopy.transports.stream.POST_HIGH_WATER``)."""
+    max_queued_messages: int = 4096
+    """Calls and posts read from a peer that may wait to run before this side stops
+    reading from it; it reads again once a quarter of them are left, and TCP flow
+    control holds the peer back meanwhile. One read may take the queue past it by
+    the messages that read held. Not a limit that closes anything: backpressure. Above
+    what one read of small posts brings (about 3,000), so that a receiver keeping up
+    never pauses."""
 
 
 class Role(enum.Enum):
@@ -181,6 +193,12 @@ class Protocol:
         return max(self._want - len(self._in), 0) if self._in else 0
 
     @property
+    def buffered(self) -> int:
+        """Bytes waiting in ``data_to_send``: what this side has said and no driver has
+        taken yet."""
+        return len(self._out)
+
+    @property
     def wants_write(self) -> bool:
         """Whether bytes wait in ``data_to_send``: after feeding data, a driver writes
         them even when it sent nothing itself (a Welcome, a Pong, a refusal)."""
@@ -218,6 +236,12 @@ class Protocol:
     def abort(self, reason: str) -> None:
         """End the link at once (the driver saw the stream fail)."""
         self._finish(False, reason)
+
+    def refuse(self, code: ErrorCode, reason: str) -> None:
+        """End the link for what the driver saw of the peer (a deadline it let pass, a
+        limit it crossed), telling it why in a ``Refuse``, its last frame."""
+        if self.state is not State.CLOSED:
+            self._fatal(code, reason)
 
     # -- internals
 

@@ -1,0 +1,373 @@
+"""The limits a stream link holds a peer to in time and memory, blocking and asyncio, over
+TCP on 127.0.0.1: a handshake that never completes, a connection that goes silent, a
+peer that does not read what it is sent, and a poster faster than its receiver. The
+offending connection is closed (told why when it can still be told), an honest client
+keeps working meanwhile, and the server holds nothing of it afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import re
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgspec
+import pytest
+
+import canopy
+from behaviour import TestService as Service
+from behaviour import b
+from canopy.errors import ErrorCode
+from canopy.streams import RECEIVE_SIZE
+from canopy.streams._socket import AsyncSocketStream, SocketStream
+from canopy.transports.server import AsyncServer, Server
+from canopy.transports.stream import POST_HIGH_WATER, aaccept, accept
+from canopy.wire import (
+    Call,
+    HandshakeComplete,
+    Limits,
+    Message,
+    Post,
+    Protocol,
+    ProtocolViolation,
+    Refuse,
+    Role,
+)
+
+MODES = ["blocking", "asyncio"]
+ROOT = b.i_test.__canopy__.id
+RECORD, RECORDED = 7, 8  # i_test's method ids: record (a post) and recorded
+_decode = msgspec.msgpack.Decoder(Message).decode
+_zones = itertools.count(0x51_0000_0001)
+
+
+def until(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def frames(data: bytes) -> list[Message]:
+    """Every whole frame in ``data``, each of which must be a valid message."""
+    found, pos = [], 0
+    while len(data) - pos >= 4:
+        size = int.from_bytes(data[pos : pos + 4], "little")
+        if len(data) - pos - 4 < size:
+            break
+        found.append(_decode(data[pos + 4 : pos + 4 + size]))
+        pos += 4 + size
+    return found
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    """All the server sends until it closes; a server that neither answers nor closes
+    within the socket's timeout fails the test."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+class Served:
+    """A server in one mode (asyncio on a loop thread of its own), and an honest blocking
+    client of it."""
+
+    def __init__(self, mode: str, limits: Limits | None = None, **options: Any) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        factory = lambda: (Service(), ROOT)  # noqa: E731
+        if mode == "blocking":
+            self.zone: Any = canopy.Zone("service", limits=limits)
+            self.server: Any = Server(self.zone, "tcp://127.0.0.1:0", factory, **options)
+        else:
+            self.loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+            self._thread.start()
+
+            async def start() -> tuple[Any, Any]:
+                zone = canopy.AsyncZone("service", limits=limits)
+                return zone, await AsyncServer.start(zone, "tcp://127.0.0.1:0", factory, **options)
+
+            self.zone, self.server = self.on_loop(start())
+        self.address: tuple[str, int] = self.server.address[:2]
+        self.honest = canopy.Zone("honest")
+        # It pings often enough for a server with the tests' short idle timeout.
+        self.root = self.honest.connect(self.server.url, b.i_test, keepalive=0.1)
+        assert self.root.add(1, 2) == 3
+        self.baseline = self.tables()
+
+    def on_loop(self, coroutine: Any) -> Any:
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(10)
+
+    def tables(self) -> tuple[Any, Any, int]:
+        return self.zone.exported(), self.zone.imported(), len(self.server.links)
+
+    def healthy(self) -> None:
+        """The honest client still works, and the server holds what it held before."""
+        assert self.root.add(40, 2) == 42
+        assert until(lambda: self.tables() == self.baseline), (self.tables(), self.baseline)
+
+    def close(self) -> None:
+        canopy.close(self.root)
+        self.honest.close()
+        if self.loop is None:
+            self.server.close()
+            self.zone.close()
+            return
+
+        async def stop() -> None:
+            self.server.close()
+            await self.server.wait_closed()
+            await self.zone.aclose()
+
+        self.on_loop(stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@contextlib.contextmanager
+def serving(mode: str, limits: Limits | None = None, **options: Any) -> Iterator[Served]:
+    server = Served(mode, limits, **options)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_a_handshake_is_bounded_in_time_however_its_bytes_trickle(mode: str) -> None:
+    """Three connections that never finish their Hello: one says nothing, one half of it,
+    one trickles it a byte at a time for longer than the deadline. Each is refused when
+    the deadline passes, counted from its accept, not from its last byte."""
+    with serving(mode, handshake_timeout=0.2) as s:
+        hello = Protocol(Role.CONNECTING, next(_zones)).data_to_send()
+        assert len(hello) > 12  # a byte every 0.1 s: the trickle outlasts the deadline
+        socks = {name: socket.create_connection(s.address, timeout=3) for name in ("0", "½", "…")}
+        socks["½"].sendall(hello[: len(hello) // 2])
+        start = time.monotonic()
+        received = dict.fromkeys(socks, b"")
+        ended: dict[str, float] = {}
+        trickled = 0
+        while len(ended) < len(socks) and time.monotonic() - start < 3:
+            if "…" not in ended and trickled < len(hello) - 1:  # never the whole Hello
+                try:
+                    socks["…"].sendall(hello[trickled : trickled + 1])
+                    trickled += 1
+                except OSError:
+                    pass
+            waiting = [sock for name, sock in socks.items() if name not in ended]
+            readable, _, _ = select.select(waiting, [], [], 0.1)
+            for name, sock in socks.items():
+                if sock in readable:
+                    try:
+                        chunk = sock.recv(65536)
+                    except ConnectionResetError:
+                        chunk = b""
+                    if chunk:
+                        received[name] += chunk
+                    else:
+                        ended[name] = time.monotonic() - start
+            assert s.root.add(trickled, 1) == trickled + 1  # the honest client meanwhile
+        for sock in socks.values():
+            sock.close()
+        assert sorted(ended) == sorted(socks), "a half-open handshake was never dropped"
+        for name, took in ended.items():
+            assert 0.15 < took < 1.0, (name, took)
+            assert frames(received[name]) == [
+                Refuse(int(ErrorCode.CALL_TIMEOUT), "the handshake did not complete within 0.2 s")
+            ], name
+        s.healthy()
+
+
+def handshake(address: tuple[str, int], *, quiet: bool, receive_buffer: int = 0) -> Any:
+    """A raw client through the handshake: its socket, its protocol and the server's
+    Welcome (which holds the root's address)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.settimeout(3)
+    sock.connect(address)
+    client = Protocol(Role.CONNECTING, next(_zones), quiet=quiet)
+    sock.sendall(client.data_to_send())
+    while True:
+        client.receive_data(sock.recv(65536))
+        for event in client.events():
+            if isinstance(event, HandshakeComplete):
+                return sock, client, event
+            assert not isinstance(event, ProtocolViolation), event
+
+
+def test_a_silent_connection_is_closed_after_idle_timeout(mode: str) -> None:
+    """A client that says it is quiet (a blocking client: it may not answer pings) is
+    beyond the keepalive's reach; the idle timeout still ends it, with a Refuse."""
+    with serving(mode, idle_timeout=0.3) as s:
+        sock, _, _ = handshake(s.address, quiet=True)
+        assert until(lambda: len(s.server.links) == 2)
+        start = time.monotonic()
+        messages = frames(read_to_end(sock))
+        took = time.monotonic() - start
+        sock.close()
+        assert 0.2 < took < 1.5, took
+        assert [type(m) for m in messages] == [Refuse]
+        refuse = messages[0]
+        assert isinstance(refuse, Refuse) and refuse.code == ErrorCode.CALL_TIMEOUT
+        assert "sent nothing for" in refuse.message and "idle_timeout=0.3 s" in refuse.message
+        s.healthy()
+
+
+def test_a_peer_that_does_not_read_is_dropped_past_max_pending_write_bytes(
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The peer calls ``recorded`` (whose reply holds 240 KB) again and again and reads
+    nothing, with a receive buffer of a few KiB: the server's bytes for it pile up
+    until the link is closed, long before it has held all that was asked."""
+    limit = 256 * 1024
+    with serving(mode, Limits(max_pending_write_bytes=limit)) as s:
+        sock, client, welcome = handshake(s.address, quiet=False, receive_buffer=4096)
+        target = (client.zone, welcome.peer_zone, welcome.peer_object, welcome.peer_interface)
+        big = "x" * 60_000
+        for seq in range(4):
+            payload = msgspec.Raw(msgspec.msgpack.encode([big, seq]))
+            client.send(Post(*target, RECORD, 1, payload))
+        nothing = msgspec.Raw(msgspec.msgpack.encode([]))
+        start = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="canopy"):
+            for call_id in range(1, 201):  # 48 MB of replies, were they all made
+                client.send(Call(call_id, *target, RECORDED, 1, nothing))
+                try:
+                    sock.sendall(client.data_to_send())
+                except OSError:  # reset by the server, or it stopped reading: timed out
+                    break
+                if len(s.server.links) == 1:
+                    break
+            assert until(lambda: len(s.server.links) == 1), "the slow reader was never dropped"
+        took = time.monotonic() - start
+        sock.close()
+        assert took < 3, took
+        found = re.search(
+            r"(\d+) bytes wait to be written to zone \w+, which does not read them as fast "
+            rf"as it asks for them \(max_pending_write_bytes={limit}\)",
+            caplog.text,
+        )
+        assert found is not None, caplog.text
+        # Closed as the limit was crossed: by one reply at most (and one being written).
+        assert limit < int(found[1]) <= limit + 2 * 240_100, found[0]
+        s.healthy()
+
+
+class Slow(Service):
+    """Receives posts slowly and notes how many waited behind each one."""
+
+    PAUSE = 0.0005
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+        self.link: Any = None
+        self.most_queued = 0
+
+    def note(self, seq: int) -> None:
+        self.seen.append(seq)
+        if self.link is not None:
+            self.most_queued = max(self.most_queued, self.link.queued)
+
+
+class SlowBlocking(Slow):
+    def record(self, value: str, seq: int) -> None:
+        time.sleep(self.PAUSE)
+        self.note(seq)
+
+
+class SlowAsync(Slow):
+    async def record(self, value: str, seq: int) -> None:  # type: ignore[override]
+        await asyncio.sleep(self.PAUSE)
+        self.note(seq)
+
+
+def small_buffers() -> tuple[socket.socket, socket.socket]:
+    """A TCP connection on 127.0.0.1 whose kernel buffers hold a few KiB each way, so
+    that flow control shows at once: (connecting end, accepted end)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the accepted end's
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    near = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    near.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    near.connect(listener.getsockname())
+    far, _ = listener.accept()
+    listener.close()
+    return near, far
+
+
+def test_a_fast_poster_is_held_to_a_slow_receivers_pace(mode: str) -> None:
+    """A blocking client posts 600 posts of 1 KB as fast as it can to a receiver that
+    takes half a millisecond over each. The receiver stops reading while 16 wait
+    (``max_queued_messages``), so the posts wait in the poster's socket and then in its
+    link, which holds its thread back: the poster finishes about when the receiver
+    does, and every post arrives, in order."""
+    count, high = 600, 16
+    frame = 1000 + 48  # a post's frame: its value and the rest
+    near, far = small_buffers()
+    receiver: Any = canopy.Zone("receiver", limits=Limits(max_queued_messages=high))
+    loop: asyncio.AbstractEventLoop | None = None
+    if mode == "blocking":
+        service: Slow = SlowBlocking()
+        service.link = accept(receiver, SocketStream(far), root=service, root_interface=ROOT)
+    else:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        receiver = canopy.AsyncZone("receiver", limits=Limits(max_queued_messages=high))
+        service = SlowAsync()
+
+        async def serve() -> Any:
+            reader, writer = await asyncio.open_connection(sock=far)
+            stream = AsyncSocketStream(reader, writer)
+            return aaccept(receiver, stream, root=service, root_interface=ROOT)
+
+        service.link = asyncio.run_coroutine_threadsafe(serve(), loop).result(5)
+    poster = canopy.Zone("poster")
+    try:
+        root = poster.connect(SocketStream(near), b.i_test)
+        value = "p" * 1000
+        started = time.monotonic()
+        for seq in range(count):
+            root.record(value, seq)
+        posting = time.monotonic() - started
+        seen_when_posted = len(service.seen)
+        assert until(lambda: len(service.seen) == count, 10), len(service.seen)
+        receiving = time.monotonic() - started
+        assert service.seen == list(range(count))
+        # Past the high-water mark by at most what one read holds.
+        assert service.most_queued <= high + RECEIVE_SIZE // frame, service.most_queued
+        # What may still be on its way when the poster is done: the receiver's queue,
+        # the poster's unwritten posts, and the kernel buffers between them (a few KiB).
+        slack = high + RECEIVE_SIZE // frame + POST_HIGH_WATER // frame + 64
+        assert seen_when_posted >= count - slack, (seen_when_posted, posting, receiving)
+        canopy.close(root)
+    finally:
+        poster.close()
+        if loop is None:
+            receiver.close()
+        else:
+            asyncio.run_coroutine_threadsafe(receiver.aclose(), loop).result(5)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(5)
+            loop.close()
