@@ -1,7 +1,7 @@
 """The WebSocket layer, blocking and asyncio, over TCP, Unix sockets and itself: bytes
 both ways, end of stream, what each end knows, the upgrade's refusals and timeout,
-the message size limit, and interoperation with the ``websockets`` library's own
-clients and servers."""
+the message size limit, pongs to a peer that reads nothing, and interoperation
+with the ``websockets`` library's own clients and servers."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from canopy.streams.websocket import (
     HandshakeRefused,
     WebSocketStream,
 )
+from hostile import BINARY, CONT, PING, until, upgrade_request, ws_frame
 from stream_urls import KINDS, url_for
 
 PATH = "/canopy"
@@ -618,3 +619,54 @@ def test_a_canopy_server_refuses_a_websockets_client_politely() -> None:
             listener.close()
 
     asyncio.run(scenario())
+
+
+def test_fragments_of_one_message_count_together_against_max_size() -> None:
+    listener = streams.listen("tcp://127.0.0.1:0")
+    try:
+        accepted = serve_one(listener, max_size=1000)
+        with socket.create_connection(listener.address, timeout=2) as sock:
+            sock.sendall(upgrade_request(listener.address[1]))
+            assert sock.recv(65536).startswith(b"HTTP/1.1 101 ")
+            server = accepted.result(timeout=5)
+            with watchdog(server):
+                # Each fragment's bytes pass on as they come, and the message's size
+                # is still held to max_size.
+                sock.sendall(ws_frame(BINARY, b"a" * 600, fin=False))
+                assert receive_exactly(server, 600) == b"a" * 600
+                sock.sendall(ws_frame(CONT, b"b" * 401))
+                with pytest.raises(OSError, match=r"over max_size \(1000 bytes\).*code 1009"):
+                    server.receive()
+                server.close()
+    finally:
+        listener.close()
+
+
+def test_pings_from_a_peer_that_reads_nothing_queue_one_pong_at_most() -> None:
+    """The server is stuck writing a large message to a peer that reads nothing, and
+    the peer pings on: the receiving side must neither wait behind the writer nor
+    queue a pong for every ping."""
+    listener = streams.listen("tcp://127.0.0.1:0")
+    try:
+        accepted = serve_one(listener)
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(2)
+            sock.connect(listener.address)
+            sock.sendall(upgrade_request(listener.address[1]))
+            server = accepted.result(timeout=5)
+            outbox = server._session.outbox
+            with watchdog(server):
+                sender, _ = in_thread(lambda: server.send(bytes(8 << 20)))
+                assert until(lambda: outbox.busy and len(outbox) > 0)
+                reader, received = in_thread(server.receive)
+                pings = b"".join(ws_frame(PING, b"%06d" % n) for n in range(5000))
+                sock.sendall(pings + ws_frame(BINARY, b"after the pings"))
+                reader.join(5)
+                assert received == [b"after the pings"]
+                assert len(outbox) <= 8 + 1  # the stuck message's chunks, and one pong
+                assert sender.is_alive()  # still stuck: the pongs did not jump the queue
+                server.close()
+                sender.join(5)
+    finally:
+        listener.close()

@@ -41,6 +41,8 @@ CLOSE_TIMEOUT = 1.0
 """Seconds ``close`` may spend writing its close frame to a peer that does not read
 before it closes the inner stream regardless."""
 
+_PONG = bytes([0x80 | Opcode.PONG.value])  # the first byte of a whole pong frame
+
 
 class HandshakeRefused(OSError):
     """The upgrade to WebSocket was refused, by the peer or by this side; the message
@@ -57,6 +59,10 @@ class _Outbox:
     were it to block there, a peer doing the same while both send large messages
     would leave neither side reading, and both would hang.
 
+    So a peer that pings without reading while a sender is stuck could queue pongs
+    without end: a pong still waiting gives way to the newer one instead, as RFC 6455
+    (5.5.3) allows, and at most one is ever queued.
+
     ``queued`` and ``written`` count chunks since the start; a caller's chunks are
     written once ``written`` reaches the ``queued`` that ``push`` returned.
     """
@@ -67,12 +73,24 @@ class _Outbox:
         self.written = 0
         self.busy = False
         self.error: BaseException | None = None
+        self._taken = 0
+        self._pong = -1  # the count of the last pong queued, -1: none yet
+
+    def __len__(self) -> int:
+        """Chunks queued and not yet taken by a writer."""
+        return len(self._chunks)
 
     def push(self, chunks: list[bytes]) -> int:
         """Queue ``chunks``; returns the mark at which all of them are written."""
         if self.error is None:
-            self._chunks.extend(chunks)
-            self.queued += len(chunks)
+            for chunk in chunks:
+                if chunk[:1] == _PONG:
+                    if self._pong >= self._taken:
+                        self._chunks[self._pong - self._taken] = chunk
+                        continue
+                    self._pong = self.queued
+                self._chunks.append(chunk)
+                self.queued += 1
         return self.queued
 
     def claim(self, mark: int) -> bool:
@@ -89,6 +107,7 @@ class _Outbox:
         if not self._chunks or (until is not None and self.written >= until):
             self.busy = False
             return None
+        self._taken += 1
         return self._chunks.popleft()
 
     def done(self) -> None:
