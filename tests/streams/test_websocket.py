@@ -1,7 +1,8 @@
 """The WebSocket layer, blocking and asyncio, over TCP, Unix sockets and itself: bytes
 both ways, end of stream, what each end knows, the upgrade's refusals and timeout,
-the message size limit, pongs to a peer that reads nothing, and interoperation
-with the ``websockets`` library's own clients and servers."""
+the origins a server serves, the message size limit, pongs to a peer that reads
+nothing, and interoperation with the ``websockets`` library's own clients and
+servers."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import websockets.sync.client
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.typing import Origin
 
+import canopy
+from behaviour import b
 from canopy import streams
 from canopy.streams import AsyncStream, Listener, Stream, websocket
 from canopy.streams.websocket import (
@@ -196,7 +199,9 @@ def test_asyncio_bytes_both_ways_and_end_of_stream(kind: str, short_dir: Path) -
             async def upgrade() -> AsyncWebSocketStream:
                 accepted = await listener.accept()
                 assert accepted is not None
-                return await websocket.awrap_server(accepted, path=PATH, timeout=2)
+                return await websocket.awrap_server(
+                    accepted, path=PATH, origins=["https://a.example"], timeout=2
+                )
 
             server_task = asyncio.ensure_future(upgrade())
             client = await websocket.awrap_client(
@@ -231,7 +236,7 @@ def test_asyncio_bytes_both_ways_and_end_of_stream(kind: str, short_dir: Path) -
             # close() from another task wakes a pending receive().
             server_task = asyncio.ensure_future(upgrade())
             client = await websocket.awrap_client(
-                await streams.aconnect(listener.url), ws_url(listener)
+                await streams.aconnect(listener.url), ws_url(listener), origin="https://a.example"
             )
             server = await asyncio.wait_for(server_task, 5)
             pending = asyncio.ensure_future(client.receive())
@@ -291,7 +296,9 @@ def test_both_sides_sending_large_messages_at_once_do_not_stall(short_dir: Path)
 
 def test_websocket_over_websocket(short_dir: Path) -> None:
     with ws_pair("unix", short_dir) as (client, server):
-        upgrading, outer_server = in_thread(lambda: websocket.wrap_server(server, path="/inner"))
+        upgrading, outer_server = in_thread(
+            lambda: websocket.wrap_server(server, path="/inner", origins=["https://o"])
+        )
         outer_client = websocket.wrap_client(client, "ws://localhost/inner", origin="https://o")
         upgrading.join(5)
         (far,) = outer_server
@@ -492,7 +499,7 @@ def canopy_server(**options: Any) -> Iterator[tuple[str, Future[WebSocketStream]
 def test_a_websockets_client_talks_to_a_canopy_server() -> None:
     origin = Origin("https://app.example")
     with (
-        canopy_server() as (url, accepted),
+        canopy_server(origins=[origin]) as (url, accepted),
         websockets.sync.client.connect(url, origin=origin) as ws,
     ):
         server = accepted.result(timeout=5)
@@ -670,3 +677,40 @@ def test_pings_from_a_peer_that_reads_nothing_queue_one_pong_at_most() -> None:
                 sender.join(5)
     finally:
         listener.close()
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("app.example:8000", ["http://app.example:8000", "https://app.example:8000"]),
+        ("App.Example:80", ["http://app.example", "https://app.example:80"]),
+        ("[2001:db8::1]:443", ["http://[2001:db8::1]:443", "https://[2001:db8::1]"]),
+        ("127.0.0.1:9", [f"{s}://{h}:9" for s in ("http", "https") for h in LOOPBACK]),
+        ("localhost", [f"{s}://{h}" for s in ("http", "https") for h in LOOPBACK]),
+    ],
+)
+def test_the_origins_of_a_servers_own_pages(host: str, expected: list[str]) -> None:
+    assert websocket.same_host_origins(host) == expected
+
+
+def test_what_the_origin_check_accepts() -> None:
+    assert websocket.allowed_origins(None, None) == [None]  # no browser at all
+    assert websocket.allowed_origins(None, "a.example:1") == [
+        None,
+        "http://a.example:1",
+        "https://a.example:1",
+    ]
+    assert websocket.allowed_origins(["https://a.example"], "b:1") == ["https://a.example"]
+    assert websocket.allowed_origins(["https://a.example", "*"], None) is None
+    assert websocket.allowed_origins(["null"], None) == ["null"]
+    for wrong in ("https://a.example/", "a.example", "https://A.example", ""):
+        with pytest.raises(ValueError, match=r"is not an origin: write scheme://host\[:port\]"):
+            websocket.allowed_origins([wrong], None)
+
+
+def test_a_server_given_a_wrong_origin_says_so_before_listening() -> None:
+    with canopy.Zone("z") as zone, pytest.raises(ValueError, match=r"ws://.*'https://a/b'"):
+        zone.serve("ws://127.0.0.1:0/canopy", lambda z: None, b.i_test, origins=["https://a/b"])

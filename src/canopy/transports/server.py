@@ -125,9 +125,11 @@ class Server(_Serving):
         super().__init__(
             zone, factory, encodings, handshake_timeout, close_timeout, call_timeout, keepalive
         )
-        layers = layering(url, _timed(options, handshake_timeout))
-        self._prepare = _chain(layers, transform)
+        layering(url, options)  # a TLS URL without a certificate fails before listening
         self._listener: Listener = listen(url)
+        # Layered on the URL listened at: a WebSocket server's own origin has its real port.
+        layers = layering(self._listener.url, _timed(options, handshake_timeout))
+        self._prepare = _chain(layers, transform)
         self._thread = threading.Thread(
             target=self._accept, name=f"canopy-accept-{zone.name}", daemon=True
         )
