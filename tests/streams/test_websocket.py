@@ -689,7 +689,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
         ("App.Example:80", ["http://app.example", "https://app.example:80"]),
         ("[2001:db8::1]:443", ["http://[2001:db8::1]:443", "https://[2001:db8::1]"]),
         ("127.0.0.1:9", [f"{s}://{h}:9" for s in ("http", "https") for h in LOOPBACK]),
-        ("localhost", [f"{s}://{h}" for s in ("http", "https") for h in LOOPBACK]),
+        (
+            "localhost",
+            [f"{s}://{h}" for s in ("http", "https") for h in ("localhost", *LOOPBACK[::2])],
+        ),
+        (
+            "127.0.0.2:9",
+            [f"{s}://{h}:9" for s in ("http", "https") for h in ("127.0.0.2", *LOOPBACK)],
+        ),
     ],
 )
 def test_the_origins_of_a_servers_own_pages(host: str, expected: list[str]) -> None:

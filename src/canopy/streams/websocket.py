@@ -448,7 +448,8 @@ def _plain(headers: Headers) -> dict[str, str]:
 
 def same_host_origins(host: str) -> list[str]:
     """The origins of pages served from ``host`` (``name:port``, ``[v6]:port`` or a
-    name alone), over http and https; from any loopback name when ``host`` is one."""
+    name alone), over http and https; from the usual loopback names too when
+    ``host`` is a loopback address. A wildcard address (0.0.0.0) names no page."""
     name, colon, port = host.rpartition(":")
     if not colon or name.endswith(":") or not port.isdigit():
         name, port = host, ""  # no port, or a bare IPv6 address
@@ -460,7 +461,7 @@ def same_host_origins(host: str) -> list[str]:
         loopback = False
     if ":" in bare:
         name = f"[{bare}]"
-    names = _LOOPBACK if loopback else (name,)
+    names = dict.fromkeys((name, *_LOOPBACK)) if loopback else (name,)
     found = []
     for scheme, default in (("http", "80"), ("https", "443")):
         for each in names:
