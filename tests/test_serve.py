@@ -88,14 +88,28 @@ def test_serve_until_interrupted(
         "tcp://127.0.0.1:0",
         "--listen",
         f"unix:{sock}",
+        "--listen",
+        "ws://127.0.0.1:0/calc",
+        "--origin",
+        "https://app.example",
     )
     stop.append(process)
-    tcp_url, unix_url = urls(process, 2)
+    tcp_url, unix_url, ws_url = urls(process, 3)
     # One link joins a pair of zones: a client zone for each URL.
-    with canopy.Zone("client") as client, canopy.Zone("other") as other:
+    with (
+        canopy.Zone("client") as client,
+        canopy.Zone("other") as other,
+        canopy.Zone("page") as page,
+    ):
         over_tcp = client.connect(tcp_url, calc.i_calculator)
         over_unix = other.connect(unix_url, calc.i_calculator)
         assert over_tcp.add(2, 3) == 5 and over_unix.add(4, 5) == 9
+        # --origin names the only pages served: no other, and no client without one.
+        for origin in ("https://evil.example", None):
+            with pytest.raises(canopy.TransportError, match="403 Forbidden"):
+                page.connect(ws_url, calc.i_calculator, origin=origin, timeout=5)
+        from_app = page.connect(ws_url, calc.i_calculator, origin="https://app.example")
+        assert from_app.add(6, 7) == 13
         process.send_signal(sig)
         assert process.wait(10) == 0
         with pytest.raises(canopy.CanopyError):

@@ -95,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
         dest="origins",
         action="append",
         metavar="ORIGIN",
-        help="a browser Origin WebSocket clients may come from; repeatable",
+        help="a web page's origin (https://app.example) whose scripts may call a ws:// or "
+        "wss:// server; repeatable. Without it, only pages from the listening host:port "
+        "itself and clients that are not browsers; '*' allows any page on the web (unsafe)",
     )
     srv.set_defaults(run=_serve)
 

@@ -1,18 +1,36 @@
 """A peer reaches only the objects it was handed: raw messages from a hostile zone are
-refused with the right code, and nothing they do disturbs anyone's objects or counts."""
+refused with the right code, and nothing they do disturbs anyone's objects or counts;
+the same holds for a raw WebSocket client of a live server, in JSON as a browser
+speaks or in MessagePack."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import pytest
 
+import canopy
 from behaviour import Harness, b
+from behaviour import TestService as Service
 from canopy.errors import ErrorCode
 from canopy.runtime._plans import plan
-from canopy.wire import NO_PAYLOAD, AddRef, Call, Message, Release, Reply, TryCast
+from canopy.wire import (
+    NO_PAYLOAD,
+    AddRef,
+    Call,
+    Encoding,
+    Message,
+    Release,
+    Reply,
+    TryCast,
+    unwrap_payload,
+    wrap_payload,
+)
+from frame_strategies import frame_of
+from hostile import Live, WsHostile
 
 
 @pytest.fixture
@@ -177,3 +195,132 @@ def test_a_reply_to_no_pending_call_is_ignored(h: Harness) -> None:
     service = h.zones()[1]
     service.links[h.zone.id].send(Reply(777, 0, NO_PAYLOAD))
     assert h.do(h.root.add, 2, 3) == 5
+
+
+# ---------------------------------------------------------------- at the WebSocket edge
+
+
+def _json(value: Any) -> msgspec.Raw:
+    return wrap_payload(Encoding.JSON, msgspec.json.encode(value))
+
+
+def _binary(value: Any) -> msgspec.Raw:
+    return msgspec.Raw(msgspec.msgpack.encode(value))
+
+
+class RawClient:
+    """A hostile zone over a raw WebSocket, speaking ``encoding`` (8: JSON, as a
+    browser does; 1: MessagePack) and numbering its requests."""
+
+    def __init__(self, live: Live, encoding: int) -> None:
+        self.ws = WsHostile(live.address)
+        self.encoding = encoding
+        self.welcome = self.ws.handshake((encoding,))
+        assert self.welcome.encoding == encoding
+        self.server = self.welcome.zone
+        self._ids = itertools.count(1)
+
+    def ask(self, build: Any) -> Reply:
+        """Send ``build(call_id, caller)`` and wait for the reply to it."""
+        call_id = next(self._ids)
+        self.ws.send(frame_of(msgspec.msgpack.encode(build(call_id, self.ws.zone))))
+        for _ in range(300):
+            for message in self.ws.read():
+                if isinstance(message, Reply) and message.id == call_id:
+                    return message
+        raise AssertionError(f"no reply to request {call_id}")
+
+    def call(
+        self,
+        obj: int,
+        iface: Any,
+        name: str,
+        args: dict[str, Any],
+        *,
+        caller: int = 0,
+        method: int = 0,
+    ) -> Reply:
+        """Call method ``name`` of ``obj`` as ``iface`` with ``args``, as told (another
+        ``caller`` zone, another ``method`` id)."""
+        method = method or plan(iface).by_name[name].info.id
+        json = self.encoding == Encoding.JSON
+        payload = _json(args) if json else _binary(list(args.values()))
+        interface = iface.__canopy__.id
+        return self.ask(
+            lambda cid, me: Call(
+                cid, caller or me, self.server, obj, interface, method, self.encoding, payload
+            )
+        )
+
+    def result(self, reply: Reply) -> Any:
+        assert reply.code == 0, reply
+        if self.encoding == Encoding.JSON:
+            return msgspec.json.decode(unwrap_payload(Encoding.JSON, reply.payload))
+        return msgspec.msgpack.decode(reply.payload)
+
+
+@pytest.mark.parametrize(
+    ("mode", "encoding"),
+    [("blocking", Encoding.JSON), ("asyncio", Encoding.BINARY)],
+    ids=["blocking-json", "asyncio-binary"],
+)
+def test_a_websocket_client_reaches_the_one_root_and_what_it_was_handed_only(
+    mode: str, encoding: int
+) -> None:
+    """As ``canopy serve`` does, every connection gets the one object the server was
+    configured with; a raw WebSocket client reaches it and the objects it returns,
+    and no object of anyone else's however it names it."""
+    root = Service()
+    live = Live(mode, "ws", factory=lambda zone: root)
+    try:
+        theirs = live.root.make_widget("theirs")  # the honest client's, not to be reached
+        their_id = theirs._canopy_remote.object_id
+        raw = RawClient(live, encoding)
+        root_id = raw.welcome.object
+        assert root_id == live.root._canopy_remote.object_id  # the very same object
+        added = raw.result(raw.call(root_id, b.i_test, "add", {"a": 40, "b": 2}))
+        made = raw.result(raw.call(root_id, b.i_test, "make_widget", {"name": "mine"}))
+        if encoding == Encoding.JSON:
+            assert added == {"sum": 42}
+            mine = made["widget"]["object"]
+        else:
+            assert added == [42]
+            mine = made[0][1]
+        named = raw.result(raw.call(mine, b.i_widget, "name", {}))
+        assert named in ({"value": "mine"}, ["mine"])
+
+        refused = {
+            "a guessed id": raw.call(4242, b.i_widget, "name", {}),
+            "another client's object": raw.call(their_id, b.i_widget, "name", {}),
+            "a caller that is the server": raw.call(
+                root_id, b.i_test, "add", {"a": 1, "b": 2}, caller=raw.server
+            ),
+            "an interface not implemented": raw.call(root_id, b.i_gadget, "serial", {}),
+            "a method out of range": raw.call(root_id, b.i_test, "add", {}, method=99),
+            "a cast not exposed": raw.ask(
+                lambda cid, me: TryCast(cid, me, raw.server, root_id, b.i_gadget.__canopy__.id)
+            ),
+            "an add_ref of another's object": raw.ask(
+                lambda cid, me: AddRef(cid, me, raw.server, their_id, 0, me)
+            ),
+            "arguments that do not decode": raw.call(
+                root_id, b.i_test, "add", {"a": "forty", "b": 2}
+            ),
+        }
+        codes = {why: reply.code for why, reply in refused.items()}
+        assert codes == {
+            "a guessed id": ErrorCode.OBJECT_NOT_FOUND,
+            "another client's object": ErrorCode.OBJECT_NOT_FOUND,
+            "a caller that is the server": ErrorCode.SECURITY_ERROR,
+            "an interface not implemented": ErrorCode.INVALID_INTERFACE_ID,
+            "a method out of range": ErrorCode.INVALID_METHOD_ID,
+            "a cast not exposed": ErrorCode.INVALID_CAST,
+            "an add_ref of another's object": ErrorCode.OBJECT_NOT_FOUND,
+            "arguments that do not decode": ErrorCode.INVALID_DATA,
+        }
+        assert theirs.name() == "theirs"  # untouched
+        raw.ws.finish()
+        canopy.close(theirs)
+        live.healthy()  # what the raw client was handed went with it
+    finally:
+        live.close()

@@ -1,7 +1,8 @@
 """The WebSocket layer, blocking and asyncio, over TCP, Unix sockets and itself: bytes
 both ways, end of stream, what each end knows, the upgrade's refusals and timeout,
-the message size limit, and interoperation with the ``websockets`` library's own
-clients and servers."""
+the origins a server serves, the message size limit, pongs to a peer that reads
+nothing, and interoperation with the ``websockets`` library's own clients and
+servers."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import websockets.sync.client
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.typing import Origin
 
+import canopy
+from behaviour import b
 from canopy import streams
 from canopy.streams import AsyncStream, Listener, Stream, websocket
 from canopy.streams.websocket import (
@@ -30,6 +33,7 @@ from canopy.streams.websocket import (
     HandshakeRefused,
     WebSocketStream,
 )
+from hostile import BINARY, CONT, PING, until, upgrade_request, ws_frame
 from stream_urls import KINDS, url_for
 
 PATH = "/canopy"
@@ -195,7 +199,9 @@ def test_asyncio_bytes_both_ways_and_end_of_stream(kind: str, short_dir: Path) -
             async def upgrade() -> AsyncWebSocketStream:
                 accepted = await listener.accept()
                 assert accepted is not None
-                return await websocket.awrap_server(accepted, path=PATH, timeout=2)
+                return await websocket.awrap_server(
+                    accepted, path=PATH, origins=["https://a.example"], timeout=2
+                )
 
             server_task = asyncio.ensure_future(upgrade())
             client = await websocket.awrap_client(
@@ -230,7 +236,7 @@ def test_asyncio_bytes_both_ways_and_end_of_stream(kind: str, short_dir: Path) -
             # close() from another task wakes a pending receive().
             server_task = asyncio.ensure_future(upgrade())
             client = await websocket.awrap_client(
-                await streams.aconnect(listener.url), ws_url(listener)
+                await streams.aconnect(listener.url), ws_url(listener), origin="https://a.example"
             )
             server = await asyncio.wait_for(server_task, 5)
             pending = asyncio.ensure_future(client.receive())
@@ -290,7 +296,9 @@ def test_both_sides_sending_large_messages_at_once_do_not_stall(short_dir: Path)
 
 def test_websocket_over_websocket(short_dir: Path) -> None:
     with ws_pair("unix", short_dir) as (client, server):
-        upgrading, outer_server = in_thread(lambda: websocket.wrap_server(server, path="/inner"))
+        upgrading, outer_server = in_thread(
+            lambda: websocket.wrap_server(server, path="/inner", origins=["https://o"])
+        )
         outer_client = websocket.wrap_client(client, "ws://localhost/inner", origin="https://o")
         upgrading.join(5)
         (far,) = outer_server
@@ -491,7 +499,7 @@ def canopy_server(**options: Any) -> Iterator[tuple[str, Future[WebSocketStream]
 def test_a_websockets_client_talks_to_a_canopy_server() -> None:
     origin = Origin("https://app.example")
     with (
-        canopy_server() as (url, accepted),
+        canopy_server(origins=[origin]) as (url, accepted),
         websockets.sync.client.connect(url, origin=origin) as ws,
     ):
         server = accepted.result(timeout=5)
@@ -618,3 +626,98 @@ def test_a_canopy_server_refuses_a_websockets_client_politely() -> None:
             listener.close()
 
     asyncio.run(scenario())
+
+
+def test_fragments_of_one_message_count_together_against_max_size() -> None:
+    listener = streams.listen("tcp://127.0.0.1:0")
+    try:
+        accepted = serve_one(listener, max_size=1000)
+        with socket.create_connection(listener.address, timeout=2) as sock:
+            sock.sendall(upgrade_request(listener.address[1]))
+            assert sock.recv(65536).startswith(b"HTTP/1.1 101 ")
+            server = accepted.result(timeout=5)
+            with watchdog(server):
+                # Each fragment's bytes pass on as they come, and the message's size
+                # is still held to max_size.
+                sock.sendall(ws_frame(BINARY, b"a" * 600, fin=False))
+                assert receive_exactly(server, 600) == b"a" * 600
+                sock.sendall(ws_frame(CONT, b"b" * 401))
+                with pytest.raises(OSError, match=r"over max_size \(1000 bytes\).*code 1009"):
+                    server.receive()
+                server.close()
+    finally:
+        listener.close()
+
+
+def test_pings_from_a_peer_that_reads_nothing_queue_one_pong_at_most() -> None:
+    """The server is stuck writing a large message to a peer that reads nothing, and
+    the peer pings on: the receiving side must neither wait behind the writer nor
+    queue a pong for every ping."""
+    listener = streams.listen("tcp://127.0.0.1:0")
+    try:
+        accepted = serve_one(listener)
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(2)
+            sock.connect(listener.address)
+            sock.sendall(upgrade_request(listener.address[1]))
+            server = accepted.result(timeout=5)
+            outbox = server._session.outbox
+            with watchdog(server):
+                sender, _ = in_thread(lambda: server.send(bytes(8 << 20)))
+                assert until(lambda: outbox.busy and len(outbox) > 0)
+                reader, received = in_thread(server.receive)
+                pings = b"".join(ws_frame(PING, b"%06d" % n) for n in range(5000))
+                sock.sendall(pings + ws_frame(BINARY, b"after the pings"))
+                reader.join(5)
+                assert received == [b"after the pings"]
+                assert len(outbox) <= 8 + 1  # the stuck message's chunks, and one pong
+                assert sender.is_alive()  # still stuck: the pongs did not jump the queue
+                server.close()
+                sender.join(5)
+    finally:
+        listener.close()
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("app.example:8000", ["http://app.example:8000", "https://app.example:8000"]),
+        ("App.Example:80", ["http://app.example", "https://app.example:80"]),
+        ("[2001:db8::1]:443", ["http://[2001:db8::1]:443", "https://[2001:db8::1]"]),
+        ("127.0.0.1:9", [f"{s}://{h}:9" for s in ("http", "https") for h in LOOPBACK]),
+        (
+            "localhost",
+            [f"{s}://{h}" for s in ("http", "https") for h in ("localhost", *LOOPBACK[::2])],
+        ),
+        (
+            "127.0.0.2:9",
+            [f"{s}://{h}:9" for s in ("http", "https") for h in ("127.0.0.2", *LOOPBACK)],
+        ),
+    ],
+)
+def test_the_origins_of_a_servers_own_pages(host: str, expected: list[str]) -> None:
+    assert websocket.same_host_origins(host) == expected
+
+
+def test_what_the_origin_check_accepts() -> None:
+    assert websocket.allowed_origins(None, None) == [None]  # no browser at all
+    assert websocket.allowed_origins(None, "a.example:1") == [
+        None,
+        "http://a.example:1",
+        "https://a.example:1",
+    ]
+    assert websocket.allowed_origins(["https://a.example"], "b:1") == ["https://a.example"]
+    assert websocket.allowed_origins(["https://a.example", "*"], None) is None
+    assert websocket.allowed_origins(["null"], None) == ["null"]
+    for wrong in ("https://a.example/", "a.example", "https://A.example", ""):
+        with pytest.raises(ValueError, match=r"is not an origin: write scheme://host\[:port\]"):
+            websocket.allowed_origins([wrong], None)
+
+
+def test_a_server_given_a_wrong_origin_says_so_before_listening() -> None:
+    with canopy.Zone("z") as zone, pytest.raises(ValueError, match=r"ws://.*'https://a/b'"):
+        zone.serve("ws://127.0.0.1:0/canopy", lambda z: None, b.i_test, origins=["https://a/b"])

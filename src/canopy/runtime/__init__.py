@@ -260,8 +260,10 @@ class Zone(_Zone):
         ``url`` is ``tcp://host:port`` (port 0: a free port; the server's ``url``
         says which), ``unix:/path``, ``tls://``, ``ws://host:port/path``, ``wss://``
         or a base with layers (``tcp+zstd://``, ``unix+tls:/path``). TLS needs
-        ``tls=canopy.streams.tls.server_context(certfile, keyfile)``; a WebSocket
-        server accepts browsers from ``origins`` only, when given. ``transform``
+        ``tls=canopy.streams.tls.server_context(certfile, keyfile)``. A WebSocket
+        server takes browsers for hostile: it serves pages from its own host and
+        port, and clients that send no Origin (no browser), unless ``origins``
+        names the pages it serves (``["*"]``: any page on the web, unsafe). ``transform``
         sees each connection's stream once its layers are ready and returns the
         stream to use, or raises to refuse it. Each connection is a peer zone; it
         holds its root while it wants, and everything it held goes when it leaves.

@@ -39,6 +39,10 @@ class Layering:
     """What the layers of a URL need beyond the URL: TLS contexts, the WebSocket
     origins a server accepts or the origin a client sends, and a handshake timeout.
 
+    A WebSocket server without ``origins`` serves clients that send no Origin (no
+    browser) and pages from its own host and port only; ``origins`` names the
+    pages it serves instead (``["*"]``: any page on the web, unsafe).
+
     Without ``tls``, a client verifies the server against the system's trusted
     certificates and the URL's host name; a server has no default and must be
     given ``canopy.streams.tls.server_context(certfile, keyfile)``.
@@ -156,6 +160,13 @@ def _check_server(where: Endpoint, options: Layering) -> None:
             f"{where.url}: serving TLS needs a certificate: pass "
             "tls=canopy.streams.tls.server_context(certfile, keyfile)"
         )
+    if "ws" in where.layers:
+        from canopy.streams import websocket
+
+        try:
+            websocket.allowed_origins(options.origins, None)
+        except ValueError as e:
+            raise ValueError(f"{where.url}: {e}") from None
 
 
 def _client_tls(where: Endpoint, options: Layering) -> tuple[ssl.SSLContext, str | None]:
@@ -176,6 +187,14 @@ def _ws_url(where: Endpoint) -> str:
     host = f"[{host}]" if ":" in host else host
     port = f":{where.port}" if where.scheme == "tcp" else ""
     return f"ws://{host}{port}{where.resource}"
+
+
+def _listening(where: Endpoint) -> str | None:
+    """The ``host:port`` a WebSocket server's own pages come from; a Unix socket has none."""
+    if where.scheme != "tcp":
+        return None
+    host = f"[{where.host}]" if ":" in where.host else where.host
+    return f"{host}:{where.port}"
 
 
 def _client_layer(layer: str, stream: Stream, where: Endpoint, options: Layering) -> Stream:
@@ -226,7 +245,11 @@ def _server_layer(layer: str, stream: Stream, where: Endpoint, options: Layering
         from canopy.streams import websocket
 
         return websocket.wrap_server(
-            stream, path=where.resource, origins=options.origins, timeout=options.timeout
+            stream,
+            path=where.resource,
+            origins=options.origins,
+            host=_listening(where),
+            timeout=options.timeout,
         )
     from canopy.streams import zstd
 
@@ -245,7 +268,11 @@ async def _aserver_layer(
         from canopy.streams import websocket
 
         return await websocket.awrap_server(
-            stream, path=where.resource, origins=options.origins, timeout=options.timeout
+            stream,
+            path=where.resource,
+            origins=options.origins,
+            host=_listening(where),
+            timeout=options.timeout,
         )
     from canopy.streams import zstd
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import re
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -18,7 +20,13 @@ from typing import Any
 
 from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidMessage, InvalidURI, PayloadTooBig, ProtocolError
+from websockets.exceptions import (
+    InvalidMessage,
+    InvalidOrigin,
+    InvalidURI,
+    PayloadTooBig,
+    ProtocolError,
+)
 from websockets.frames import OK_CLOSE_CODES, CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import OPEN, SEND_EOF, Event
@@ -41,6 +49,14 @@ CLOSE_TIMEOUT = 1.0
 """Seconds ``close`` may spend writing its close frame to a peer that does not read
 before it closes the inner stream regardless."""
 
+ANY_ORIGIN = "*"
+"""In a server's ``origins``: accept a page from any origin. Unsafe for a browser
+endpoint: every web page its users visit may then call it with their access."""
+
+_PONG = bytes([0x80 | Opcode.PONG.value])  # the first byte of a whole pong frame
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\sA-Z]+|null")
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
 
 class HandshakeRefused(OSError):
     """The upgrade to WebSocket was refused, by the peer or by this side; the message
@@ -57,6 +73,10 @@ class _Outbox:
     were it to block there, a peer doing the same while both send large messages
     would leave neither side reading, and both would hang.
 
+    So a peer that pings without reading while a sender is stuck could queue pongs
+    without end: a pong still waiting gives way to the newer one instead, as RFC 6455
+    (5.5.3) allows, and at most one is ever queued.
+
     ``queued`` and ``written`` count chunks since the start; a caller's chunks are
     written once ``written`` reaches the ``queued`` that ``push`` returned.
     """
@@ -67,12 +87,24 @@ class _Outbox:
         self.written = 0
         self.busy = False
         self.error: BaseException | None = None
+        self._taken = 0
+        self._pong = -1  # the count of the last pong queued, -1: none yet
+
+    def __len__(self) -> int:
+        """Chunks queued and not yet taken by a writer."""
+        return len(self._chunks)
 
     def push(self, chunks: list[bytes]) -> int:
         """Queue ``chunks``; returns the mark at which all of them are written."""
         if self.error is None:
-            self._chunks.extend(chunks)
-            self.queued += len(chunks)
+            for chunk in chunks:
+                if chunk[:1] == _PONG:
+                    if self._pong >= self._taken:
+                        self._chunks[self._pong - self._taken] = chunk
+                        continue
+                    self._pong = self.queued
+                self._chunks.append(chunk)
+                self.queued += 1
         return self.queued
 
     def claim(self, mark: int) -> bool:
@@ -89,6 +121,7 @@ class _Outbox:
         if not self._chunks or (until is not None and self.written >= until):
             self.busy = False
             return None
+        self._taken += 1
         return self._chunks.popleft()
 
     def done(self) -> None:
@@ -149,11 +182,15 @@ class _Session:
 
     @classmethod
     def server(
-        cls, where: str, *, path: str | None, origins: Sequence[str] | None, max_size: int
+        cls,
+        where: str,
+        *,
+        path: str | None,
+        origins: Sequence[str] | None,
+        host: str | None,
+        max_size: int,
     ) -> _Session:
-        if isinstance(origins, str):
-            raise TypeError("origins is a list of allowed origins, not one string")
-        allowed = None if origins is None else [Origin(o) for o in origins]
+        allowed = allowed_origins(origins, host)
         return cls(ServerProtocol(origins=allowed, max_size=max_size), where, path=path)
 
     # -- the upgrade
@@ -205,6 +242,11 @@ class _Session:
         else:
             response = protocol.accept(request)
             reason = str(protocol.handshake_exc)
+            if isinstance(protocol.handshake_exc, InvalidOrigin):
+                reason += (
+                    " (a browser page from elsewhere; if it may call this server, allow "
+                    "its origin: origins= here, --origin with canopy serve)"
+                )
         protocol.send_response(response)
         if response.status_code != 101:
             self.refusal = HandshakeRefused(
@@ -402,6 +444,56 @@ def _plain(headers: Headers) -> dict[str, str]:
         key = name.lower()
         plain[key] = f"{plain[key]}, {value}" if key in plain else value
     return plain
+
+
+def same_host_origins(host: str) -> list[str]:
+    """The origins of pages served from ``host`` (``name:port``, ``[v6]:port`` or a
+    name alone), over http and https; from the usual loopback names too when
+    ``host`` is a loopback address. A wildcard address (0.0.0.0) names no page."""
+    name, colon, port = host.rpartition(":")
+    if not colon or name.endswith(":") or not port.isdigit():
+        name, port = host, ""  # no port, or a bare IPv6 address
+    name = name.lower()
+    bare = name.strip("[]")
+    try:
+        loopback = bare == "localhost" or ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        loopback = False
+    if ":" in bare:
+        name = f"[{bare}]"
+    names = dict.fromkeys((name, *_LOOPBACK)) if loopback else (name,)
+    found = []
+    for scheme, default in (("http", "80"), ("https", "443")):
+        for each in names:
+            found.append(
+                f"{scheme}://{each}" if port in ("", default) else f"{scheme}://{each}:{port}"
+            )
+    return found
+
+
+def allowed_origins(origins: Sequence[str] | None, host: str | None) -> list[Origin | None] | None:
+    """What a server's ``Origin`` check accepts, as ``websockets`` takes it (None in the
+    list: no Origin header; None for the list: anything).
+
+    By default (``origins`` None) a request without an Origin, which no browser
+    makes, and pages from the server's own ``host``; otherwise exactly ``origins``,
+    or anything when they hold ``ANY_ORIGIN``.
+    """
+    if origins is None:
+        own = same_host_origins(host) if host else []
+        return [None, *(Origin(o) for o in own)]
+    if isinstance(origins, str):
+        raise TypeError("origins is a list of allowed origins, not one string")
+    if ANY_ORIGIN in origins:
+        return None
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise ValueError(
+                f"{origin!r} is not an origin: write scheme://host[:port] in lower case, "
+                "with no path, as browsers send it (https://app.example, "
+                f"http://127.0.0.1:8000), or {ANY_ORIGIN!r} for any origin"
+            )
+    return [Origin(o) for o in origins]
 
 
 def _check_limits(max_size: int, timeout: float | None) -> None:
@@ -709,22 +801,32 @@ def wrap_server(
     *,
     path: str | None = None,
     origins: Sequence[str] | None = None,
+    host: str | None = None,
     timeout: float | None = HANDSHAKE_TIMEOUT,
     max_size: int = MAX_SIZE,
 ) -> WebSocketStream:
     """Upgrade ``stream`` to WebSocket as a server: read the client's request and
     answer it. A request for another ``path`` gets 404 (its query string is not
-    compared; None: any path is served);
-    with ``origins``, a request whose Origin header is not one of them, or that has
-    none, gets 403 (browsers always send it; other clients must be given one);
-    a request that is not a WebSocket upgrade gets the 4xx HTTP says.
+    compared; None: any path is served); a request that is not a WebSocket upgrade
+    gets the 4xx HTTP says.
+
+    A browser says in the Origin header which page opened the connection, and any
+    page the user visits can open one: so without ``origins`` a request that has an
+    Origin gets 403 unless the page came from ``host`` itself (the ``host:port``
+    this server is reached at, and any loopback name for it when it is one);
+    clients that are not browsers send none and are served. With ``origins``,
+    exactly those origins are served and a request without one gets 403 (browsers
+    always send it; other clients must be given one); ``[ANY_ORIGIN]`` serves every
+    page on the web and is unsafe for an endpoint that browsers reach.
 
     Raises ``HandshakeRefused`` after answering a refused request, ``TimeoutError``
     if no request comes within ``timeout`` seconds; ``stream`` is closed on any failure.
     """
     try:
         _check_limits(max_size, timeout)
-        session = _Session.server(_where(stream), path=path, origins=origins, max_size=max_size)
+        session = _Session.server(
+            _where(stream), path=path, origins=origins, host=host, max_size=max_size
+        )
     except BaseException:
         with contextlib.suppress(OSError):
             stream.close()
@@ -760,13 +862,16 @@ async def awrap_server(
     *,
     path: str | None = None,
     origins: Sequence[str] | None = None,
+    host: str | None = None,
     timeout: float | None = HANDSHAKE_TIMEOUT,
     max_size: int = MAX_SIZE,
 ) -> AsyncWebSocketStream:
     """``wrap_server`` for asyncio streams."""
     try:
         _check_limits(max_size, timeout)
-        session = _Session.server(_where(stream), path=path, origins=origins, max_size=max_size)
+        session = _Session.server(
+            _where(stream), path=path, origins=origins, host=host, max_size=max_size
+        )
     except BaseException:
         with contextlib.suppress(OSError):
             await stream.close()
@@ -777,12 +882,15 @@ async def awrap_server(
 
 
 __all__ = [
+    "ANY_ORIGIN",
     "MAX_SIZE",
     "AsyncWebSocketStream",
     "HandshakeRefused",
     "WebSocketStream",
+    "allowed_origins",
     "awrap_client",
     "awrap_server",
+    "same_host_origins",
     "wrap_client",
     "wrap_server",
 ]

@@ -8,9 +8,10 @@ user's transform, if any, on a thread or task of its own: a connection that
 stalls or is refused there is closed and holds up no other.
 
 A connection has ``handshake_timeout`` seconds from its accept to complete the
-handshake, however it trickles its bytes, and once open is closed when it has
-sent nothing for ``idle_timeout`` seconds (``None``: never); either way it is
-told why in a ``Refuse``, and everything it held is released.
+layers' handshakes and Canopy's own together, however it trickles its bytes, and
+once open is closed when it has sent nothing for ``idle_timeout`` seconds
+(``None``: never); either way it is told why in a ``Refuse`` where the protocol
+allows one, and everything it held is released.
 """
 
 from __future__ import annotations
@@ -104,6 +105,12 @@ class _Serving:
         with self._lock:
             self._links.discard(link)
 
+    def _left(self, accepted: float) -> float:
+        """What remains of the handshake timeout for Canopy's handshake once the
+        stream's layers are ready: a connection has ``handshake_timeout`` for all of
+        its handshakes together, so a slow upgrade leaves less for the Hello."""
+        return max(0.0, self._handshake_timeout - (time.monotonic() - accepted))
+
     def _adopt(self, link: StreamLink) -> bool:
         with self._lock:
             if self.closed:
@@ -140,9 +147,11 @@ class Server(_Serving):
             keepalive,
             idle_timeout,
         )
-        layers = layering(url, _timed(options, handshake_timeout))
-        self._prepare = _chain(layers, transform)
+        layering(url, options)  # a TLS URL without a certificate fails before listening
         self._listener: Listener = listen(url)
+        # Layered on the URL listened at: a WebSocket server's own origin has its real port.
+        layers = layering(self._listener.url, _timed(options, handshake_timeout))
+        self._prepare = _chain(layers, transform)
         self._thread = threading.Thread(
             target=self._accept, name=f"canopy-accept-{zone.name}", daemon=True
         )
@@ -162,13 +171,16 @@ class Server(_Serving):
             if stream is None:
                 return
             if self._prepare is None:
-                self._serve(stream)
+                self._serve(stream, self._handshake_timeout)
                 continue
             threading.Thread(
-                target=self._welcome, args=(stream,), name="canopy-welcome", daemon=True
+                target=self._welcome,
+                args=(stream, time.monotonic()),
+                name="canopy-welcome",
+                daemon=True,
             ).start()
 
-    def _welcome(self, stream: Stream) -> None:
+    def _welcome(self, stream: Stream, accepted: float) -> None:
         """Make an accepted stream ready (handshakes, the user's check), then serve it."""
         assert self._prepare is not None  # noqa: S101 - only called with one
         try:
@@ -177,9 +189,9 @@ class Server(_Serving):
             log.info("%r: a connection was refused: %s", self, e)
             stream.close()
             return
-        self._serve(ready)
+        self._serve(ready, self._left(accepted))
 
-    def _serve(self, stream: Stream) -> None:
+    def _serve(self, stream: Stream, left: float) -> None:
         if self.closed:
             stream.close()
             return
@@ -204,7 +216,7 @@ class Server(_Serving):
         if not self._adopt(link):
             link.abort("the server closed")
             return
-        link.start(self._handshake_timeout)
+        link.start(self._handshake_timeout, left=left)
 
     def close(self) -> None:
         """Stop accepting and close every connection: each peer is told goodbye, its
@@ -310,13 +322,13 @@ class AsyncServer(_Serving):
             if stream is None:
                 return
             if self._prepare is None:
-                await self._serve(stream)
+                await self._serve(stream, self._handshake_timeout)
                 continue
-            task = loop.create_task(self._welcome(stream))
+            task = loop.create_task(self._welcome(stream, time.monotonic()))
             self._welcoming.add(task)
             task.add_done_callback(self._welcoming.discard)
 
-    async def _welcome(self, stream: AsyncStream) -> None:
+    async def _welcome(self, stream: AsyncStream, accepted: float) -> None:
         assert self._prepare is not None  # noqa: S101 - only called with one
         try:
             ready = await self._prepare(stream)
@@ -327,9 +339,9 @@ class AsyncServer(_Serving):
             log.info("%r: a connection was refused: %s", self, e)
             await stream.close()
             return
-        await self._serve(ready)
+        await self._serve(ready, self._left(accepted))
 
-    async def _serve(self, stream: AsyncStream) -> None:
+    async def _serve(self, stream: AsyncStream, left: float) -> None:
         if self.closed:
             await stream.close()
             return
@@ -354,9 +366,7 @@ class AsyncServer(_Serving):
         if not self._adopt(link):
             link.abort("the server closed")
             return
-        asyncio.get_running_loop().call_later(
-            self._handshake_timeout, link._expire, self._handshake_timeout
-        )
+        asyncio.get_running_loop().call_later(left, link._expire, self._handshake_timeout)
 
     def close(self) -> None:
         """Stop accepting and start closing every connection (see ``wait_closed``)."""

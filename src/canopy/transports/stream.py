@@ -519,9 +519,12 @@ class BlockingStreamLink(StreamLink):
             raise type(why)(f"could not link zone {self.zone.name!r}: {why}")
         self._maybe_read_in_background()
 
-    def start(self, timeout: float = HANDSHAKE_TIMEOUT) -> None:
-        """Accepting side: read the connection on a thread of its own from now on."""
-        self._timer = threading.Timer(timeout, self._expire, (timeout,))
+    def start(self, timeout: float = HANDSHAKE_TIMEOUT, *, left: float | None = None) -> None:
+        """Accepting side: read the connection on a thread of its own from now on. The
+        handshake must end within ``timeout``, or within ``left`` when the stream's
+        own handshakes (TLS, WebSocket) have used the rest of it."""
+        wait = timeout if left is None else left
+        self._timer = threading.Timer(wait, self._expire, (timeout,))
         self._timer.daemon = True
         self._timer.start()
         self._start_reader()
