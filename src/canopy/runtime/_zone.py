@@ -75,9 +75,14 @@ log = logging.getLogger("canopy.runtime")
 
 class _ZoneIds:
     """The process's one zone-id allocator: a random 32-bit prefix and a counter, so
-    that roots of different processes never hand out the same id."""
+    that roots of different processes never hand out the same id. A forked child
+    draws a prefix of its own (a pre-forking server's workers are different zones)."""
 
     def __init__(self) -> None:
+        self._reseed()
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
         self.prefix = int.from_bytes(os.urandom(4), "little") << 32
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
