@@ -41,6 +41,7 @@ from canopy.errors import (
     LimitExceeded,
     ObjectGone,
     RpcError,
+    TransportError,
 )
 from canopy.generated import Interface
 from canopy.runtime._marshal import deeper_than, ref_reader, to_refs
@@ -74,9 +75,14 @@ log = logging.getLogger("canopy.runtime")
 
 class _ZoneIds:
     """The process's one zone-id allocator: a random 32-bit prefix and a counter, so
-    that roots of different processes never hand out the same id."""
+    that roots of different processes never hand out the same id. A forked child
+    draws a prefix of its own (a pre-forking server's workers are different zones)."""
 
     def __init__(self) -> None:
+        self._reseed()
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
         self.prefix = int.from_bytes(os.urandom(4), "little") << 32
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
@@ -369,20 +375,34 @@ class Service:
         """The descriptor that hands ``value`` to the zone at the end of ``link``, counted:
         our own object is granted to it, another zone's is lent to it (unless it is
         going back to its owner). ``passed`` collects the references of a message that
-        goes further than ``link.peer``, for the zones it passes through."""
+        goes further than ``link.peer``, for the zones it passes through.
+
+        ``TransportError`` if ``link`` is over: its peer's counts were settled when it
+        ended (or belong to the link that replaced it), and a reference counted now
+        would never be given back."""
         remote: RemoteObject | None = getattr(value, "_canopy_remote", None)
-        if remote is not None:
-            if remote.zone != link.peer:
-                self._lend(remote, link.peer, kind)
-            # (Back to where it came from: the owner finds its own object, uncounted.)
-            ref = ObjectRef(remote.zone, remote.object_id, interface, kind)
-        else:
-            stub = self.export(value)
-            self.grant(stub, link.peer, kind)
-            ref = ObjectRef(self.id, stub.object_id, interface, kind)
+        with self._lock:  # the check and the count at once: ``peer_lost`` takes it too
+            if not self._linked(link):
+                raise TransportError(
+                    f"zone {self.name!r} cannot hand {type(value).__qualname__} to zone "
+                    f"{link.peer:#x}: the link to it is closed"
+                )
+            if remote is not None:
+                if remote.zone != link.peer:
+                    self._lend(remote, link.peer, kind)
+                # (Back to where it came from: the owner finds its own object, uncounted.)
+                ref = ObjectRef(remote.zone, remote.object_id, interface, kind)
+            else:
+                stub = self.export(value)
+                self.grant(stub, link.peer, kind)
+                ref = ObjectRef(self.id, stub.object_id, interface, kind)
         if passed is not None:
             passed.append((ref.zone, ref.object, kind))
         return ref
+
+    def _linked(self, link: Link) -> bool:
+        """Whether ``link`` is this zone's link to its peer: not ended, not replaced."""
+        return self.links.get(link.peer) is link
 
     def grant(self, stub: Stub, zone: int, kind: int) -> None:
         """``zone`` now holds one more reference to ``stub``'s object."""
@@ -1017,10 +1037,16 @@ class Service:
         """Count the references a message carries from ``came`` on to ``going``. Under the lock.
 
         The zone before us granted or lent us each one (unless it is ours); we lend
-        it on to the zone after us, or give it back when that zone is its owner."""
+        it on to the zone after us, or give it back when that zone is its owner, or
+        when the link to it is over (the message will never arrive)."""
+        onward = self._linked(going)
         for zone, object_id, kind in refs:
             if kind not in _KINDS:
                 kind = SHARED
+            if not onward:
+                if zone != self.id:  # an object of ours came home uncounted
+                    self._outbox.append((came, Release(self.id, zone, object_id, kind)))
+                continue
             if zone == self.id:
                 stub = self.tables.stubs.get(object_id)
                 if stub is not None and stub.target is not None:

@@ -92,6 +92,8 @@ class LocalLink:
 
     def send(self, message: Message) -> None:
         if self.closed or self.other is None:
+            if isinstance(message, Reply):
+                return  # its caller is gone with the link, as over a stream: nobody to tell
             raise TransportError(f"the link from zone {self.zone.name!r} is closed")
         with self._lock:
             self.protocol.send(message)
