@@ -21,8 +21,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy src
 
+# One worker per core, each taking the next test when it is done (the suite's tests
+# differ a thousandfold in length). A single file: .venv/bin/pytest tests/...
 unit: $(STAMP) chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist worksteal
 
 # tests/test_demo_web.py drives Debian's Chromium (never a browser download of its own);
 # as root, install it when missing. Without it that test skips, saying why.
