@@ -16,7 +16,17 @@ from typing import Any
 import pytest
 
 import canopy
-from behaviour import COMBINATIONS, MODES, UVLOOP_TRANSPORTS, Gadget, Harness, Listener, Widget, b
+from behaviour import (
+    BLOCKING_ONLY,
+    COMBINATIONS,
+    MODES,
+    UVLOOP_TRANSPORTS,
+    Gadget,
+    Harness,
+    Listener,
+    Widget,
+    b,
+)
 from canopy.runtime import close
 from canopy.runtime._plans import plan
 
@@ -34,7 +44,12 @@ CHILD_SLICE = {
 
 @pytest.fixture(
     params=[
-        *((m, t, e) for m in MODES for t, e in COMBINATIONS),
+        *(
+            (m, t, e)
+            for m in MODES
+            for t, e in COMBINATIONS
+            if m == "blocking" or e not in BLOCKING_ONLY
+        ),
         *(("uvloop", t, "binary") for t in UVLOOP_TRANSPORTS),
     ],
     ids=lambda p: "-".join(p),
