@@ -20,8 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import canopy
 from canopy.runtime import AsyncZone, Zone, acast, cast
 from canopy.runtime._zone import Service
@@ -387,6 +385,8 @@ class Harness:
         """The serving zone, for tests that look inside it; skipped when it is in
         another process."""
         if self.remote:
+            import pytest  # here: child processes import this module, and never get here
+
             pytest.skip("the service zone is in another process")
         return self.zones()[1]
 

@@ -120,9 +120,9 @@ def test_a_child_that_cannot_start_is_a_clear_error(
 def test_killed_mid_call_again_and_again() -> None:
     """Each time the pending call fails within a second, the parent keeps nothing of the
     dead child, and a fresh child works. (bench/chaos.py does this a hundred times
-    under load; five rounds here keep the suite quick.)"""
+    under load; three rounds here keep the suite quick.)"""
     with canopy.Zone("parent") as zone:
-        for round_ in range(5):
+        for round_ in range(3):
             root = zone.spawn(f"svc{round_}", "child_entries:service", b.i_test, env=ENV)
             assert root.add(round_, 1) == round_ + 1
             mine = Widget("held by the child")
