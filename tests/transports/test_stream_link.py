@@ -204,6 +204,25 @@ def test_one_link_per_pair_of_zones() -> None:
         assert until(lambda: clean(client, service))
 
 
+def test_an_idle_client_reconnects_at_once_after_its_connection_dropped() -> None:
+    """A blocking client that made no call since its connection dropped has not read its
+    end: connecting again asks the old link, finds it dead, and links anew (it was
+    refused as "already linked" until the keepalive noticed, after 40 s)."""
+    with canopy.Zone("service") as service, canopy.Zone("client") as client:
+        server = service.serve("tcp://127.0.0.1:0", lambda z: Service(), b.i_test)
+        old = client.connect(server.url, b.i_test)
+        assert old.add(1, 1) == 2
+        service.links[client.id].abort("dropped")  # the client is not reading
+        assert until(lambda: client.id not in service.links)
+        new = client.connect(server.url, b.i_test, timeout=2.0)
+        assert new.add(2, 2) == 4
+        with pytest.raises(canopy.CanopyError):
+            old.add(1, 1)
+        del old
+        close(new)
+        assert until(lambda: clean(client, service))
+
+
 def test_the_connecting_side_can_offer_its_root() -> None:
     with canopy.Zone("service") as service, canopy.Zone("client") as client:
         server = service.serve("tcp://127.0.0.1:0", lambda z: Service(), b.i_test)

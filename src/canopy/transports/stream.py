@@ -240,7 +240,8 @@ class StreamLink:
 
     def _opened(self, event: HandshakeComplete) -> None:
         zone = self.zone
-        if event.peer_zone == zone.id or event.peer_zone in zone.links:
+        old = zone.links.get(event.peer_zone)
+        if event.peer_zone == zone.id or (old is not None and not self._stale(old)):
             # Counts and routes are kept per peer zone: a second link to the same
             # zone would share them with the first, and either one ending would
             # take the other's references with it.
@@ -434,6 +435,12 @@ class StreamLink:
         """Whether someone reads the stream now, so that a Pong would be seen."""
         raise NotImplementedError
 
+    def _stale(self, old: Any) -> bool:
+        """Whether ``old``, this zone's link to the peer this one just reached, turns
+        out to have ended when asked. Here: only if it knows it has (a reader always
+        runs, and sees its stream end as soon as it does)."""
+        return bool(old.closed)
+
     def close(self) -> None:
         """Say goodbye, fail what is pending and release the peer's references."""
         raise NotImplementedError
@@ -541,6 +548,25 @@ class BlockingStreamLink(StreamLink):
         # An idle blocking client reads nobody's replies: it learns of a dead peer
         # at its next call, and has nothing pending meanwhile.
         return self._reading or self._wants_reader()
+
+    def _stale(self, old: Any) -> bool:
+        """Ask ``old``: an idle blocking client has not read the end of a connection
+        that dropped, so reconnecting would find it still there. Such a link is poked
+        and read until its peer answers (an accepting link always reads: a live one
+        does, and this link is refused) or its stream ends; a peer gone silently is
+        declared dead by the poke within ``DEAD_AFTER`` s. Other links read always."""
+        if (
+            old.closed
+            or not isinstance(old, BlockingStreamLink)
+            or old.protocol.role is not Role.CONNECTING
+        ):
+            return bool(old.closed)
+        poked = time.monotonic()
+        old._poke()
+        old._lead_until(
+            lambda: old.closed or old._received_at > poked, poked + DEAD_AFTER, wake=False
+        )
+        return bool(old.closed)
 
     # -- the Link protocol
 
