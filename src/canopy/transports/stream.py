@@ -271,6 +271,7 @@ class StreamLink:
             except Exception as e:
                 outcome = (False, e)
         self._deliver(reply.id, outcome)
+        del outcome  # an error's traceback holds this frame: no cycle (see ``wait``)
 
     def _refused(self, message: Message) -> None:
         """``message`` was sent after the link ended."""
@@ -608,16 +609,26 @@ class BlockingStreamLink(StreamLink):
             if call_id in self._handlers and not self.closed:
                 error = self._abandon(call_id, timeout)
                 if call_id not in self._outcomes:  # or the reply came in meanwhile
-                    raise error
+                    try:
+                        raise error
+                    finally:
+                        del error  # see below
                 self._abandoned.discard(call_id)
         outcome = self._outcomes.pop(call_id, None)
         if outcome is None:
             why = "the link closed" if self.closed else "the call was never sent"
             raise CallCancelled(f"call {call_id} to zone {self.peer:#x} got no reply: {why}")
         ok, value = outcome
-        if not ok:
+        if ok:
+            return value
+        del outcome
+        try:
             raise value
-        return value
+        finally:
+            # The error's traceback holds this frame, and through it the caller's (a
+            # call's arguments): were this frame to hold the error, that cycle would
+            # keep them alive until the collector ran.
+            del value
 
     async def wait_async(self, call_id: int, timeout: float | None = None) -> Any:
         raise RuntimeError(f"{self!r} is a blocking link: its replies are waited for, not awaited")
@@ -823,7 +834,7 @@ class BlockingStreamLink(StreamLink):
         while self._dirty:
             if not self._wlock.acquire(blocking=wait):
                 return
-            failed: OSError | None = None
+            failed = ""
             try:
                 with self._plock:
                     data = self.protocol.data_to_send()
@@ -832,12 +843,15 @@ class BlockingStreamLink(StreamLink):
                     self._sending = len(data)
                     self.stream.send(data)
             except OSError as e:
-                failed = e
+                # Only its text: the error's traceback holds this frame, and the frames
+                # that called it (a call's arguments), which a reference to the error
+                # from here would keep alive in a cycle until the collector ran.
+                failed = str(e) or type(e).__name__
             finally:
                 self._sending = 0
                 self._wlock.release()
-            if failed is not None:
-                self.abort(f"the stream failed: {failed or type(failed).__name__}")
+            if failed:
+                self.abort(f"the stream failed: {failed}")
                 return
 
     def _close_stream(self) -> None:
