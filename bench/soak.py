@@ -19,7 +19,6 @@ import argparse
 import gc
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,18 +37,13 @@ def rss_mib(pid: int) -> float:
 
 def soak(ops: int, max_seconds: float) -> dict[str, Any]:
     """Run ``ops`` operations (in rounds of four); what was measured."""
-    import trustme
+    with suite.workdir("canopy-soak-", max_seconds + 120, tls=False) as where:
+        return _soak(where, ops, max_seconds)
 
+
+def _soak(where: str, ops: int, max_seconds: float) -> dict[str, Any]:
     import canopy
 
-    where = tempfile.mkdtemp(prefix="canopy-soak-")
-    (Path(where) / "bench.idl").write_text(suite.IDL, encoding="utf-8")
-    trustme.CA().issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
-        f"{where}/chain.pem"
-    )
-    # The bench's servers end themselves after a while (peerbench's safety net): not
-    # before this run can.
-    os.environ["PB_SERVER_MAX_LIFETIME"] = str(max_seconds + 120)
     idl = suite.load_idl(where)
     item_class = suite.implementations(idl)[1]
     rounds = max(1, ops // 4)

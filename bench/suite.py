@@ -36,6 +36,7 @@ import dataclasses
 import datetime
 import functools
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -88,6 +89,8 @@ namespace suite
         error_code keep_item(const rpc::shared_ptr<i_item>& item);
         error_code drop_items();
         error_code live([out] uint64_t& items);
+        error_code tables(
+            [out] uint64_t& links, [out] uint64_t& exported, [out] uint64_t& imported);
     };
 }
 """
@@ -110,10 +113,52 @@ SETTLE_TIMEOUT = 30.0  # seconds posts and releases may take to arrive once sent
 MEMORY_CAP = 4.0  # times TIME_CAP that a (g) loop may take, slowed by tracemalloc
 
 
+@contextlib.contextmanager
+def workdir(prefix: str, lifetime: float, *, tls: bool = True) -> Iterator[str]:
+    """A fresh directory holding what ``server`` needs (bench.idl compiled to its Python
+    module, and a TLS chain unless ``tls`` is false: the blocking server then has no
+    TLS port), removed afterwards; the servers started meanwhile end themselves after
+    ``lifetime`` seconds (peerbench's safety net), so give the whole run's bound."""
+    from canopy.codegen.python import write_python
+    from canopy.idl import compile_file
+
+    where = tempfile.mkdtemp(prefix=prefix)
+    try:
+        idl = Path(where) / "bench.idl"
+        idl.write_text(IDL, encoding="utf-8")
+        write_python(compile_file(idl), Path(where) / GENERATED)
+        if tls:
+            import trustme
+
+            chain = trustme.CA().issue_cert("localhost").private_key_and_cert_chain_pem
+            chain.write_to_path(f"{where}/chain.pem")
+        os.environ["PB_SERVER_MAX_LIFETIME"] = str(lifetime)
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+GENERATED = "generated"
+"""Where ``workdir`` writes bench.idl's Python module: each process imports it in
+milliseconds instead of compiling the IDL again (most of a second)."""
+
+
 def load_idl(where: str) -> Any:
+    """bench.idl's ``suite`` namespace: the module ``workdir`` wrote (imported under a
+    name of its own: ``suite`` is this script), or else compiled here."""
     import canopy
 
-    return canopy.load_idl(Path(where) / "bench.idl").suite
+    module = Path(where, GENERATED, "suite", "__init__.py")
+    if not module.exists():
+        return canopy.load_idl(Path(where) / "bench.idl").suite
+    name = "canopy_bench_suite"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, module)
+        assert spec is not None and spec.loader is not None
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        spec.loader.exec_module(loaded)
+    return sys.modules[name]
 
 
 # ---------------------------------------------------------------- Canopy's servers
@@ -138,7 +183,8 @@ def implementations(suite: Any) -> tuple[type, type]:
             return 1
 
     class Bench(suite.i_bench):  # type: ignore[misc]
-        def __init__(self) -> None:
+        def __init__(self, zone: Any = None) -> None:
+            self.zone = zone  # the zone serving it, for ``tables``
             self.received = 0
             self.lock = threading.Lock()
             self.kept: list[Any] = []
@@ -175,6 +221,15 @@ def implementations(suite: Any) -> tuple[type, type]:
         def live(self) -> int:
             return Item.alive
 
+        def tables(self) -> tuple[int, int, int]:
+            """How many links the serving zone has, objects it exports and proxies it
+            holds: what a leak would leave behind. Garbage is collected first, so that
+            what is counted here and by ``live`` is what is really held."""
+            if self.zone is None:
+                raise RuntimeError("this Bench was made without its zone: nothing to look at")
+            gc.collect()
+            return len(self.zone.links), len(self.zone.exported()), len(self.zone.imported())
+
     return Bench, Item
 
 
@@ -192,10 +247,8 @@ def serve(mode: str, where: str, spec: str | None) -> None:
 
         async def main() -> None:
             async with canopy.AsyncZone("suite-server") as zone:
-                tcp = await zone.serve("tcp://127.0.0.1:0", lambda z: bench(), suite.i_bench)
-                unix = await zone.serve(
-                    f"unix:{where}/canopy-async.sock", lambda z: bench(), suite.i_bench
-                )
+                tcp = await zone.serve("tcp://127.0.0.1:0", bench, suite.i_bench)
+                unix = await zone.serve(f"unix:{where}/canopy-async.sock", bench, suite.i_bench)
                 C.server_ready(json.dumps({"tcp": tcp.url, "unix": unix.url}))
                 await C.wait_sigterm()
 
@@ -207,19 +260,16 @@ def serve(mode: str, where: str, spec: str | None) -> None:
     with canopy.Zone("suite-server", limits=limits) as zone:
         if mode == "shm":
             assert spec is not None
-            zone.accept(shm.attach(spec), lambda z: bench(), suite.i_bench)
+            zone.accept(shm.attach(spec), bench, suite.i_bench)
             C.server_ready("{}")
         else:
-            context = tls.server_context(f"{where}/chain.pem")
             urls = {
-                "tcp": zone.serve("tcp://127.0.0.1:0", lambda z: bench(), suite.i_bench).url,
-                "unix": zone.serve(
-                    f"unix:{where}/canopy.sock", lambda z: bench(), suite.i_bench
-                ).url,
-                "tls": zone.serve(
-                    "tls://127.0.0.1:0", lambda z: bench(), suite.i_bench, tls=context
-                ).url,
+                "tcp": zone.serve("tcp://127.0.0.1:0", bench, suite.i_bench).url,
+                "unix": zone.serve(f"unix:{where}/canopy.sock", bench, suite.i_bench).url,
             }
+            if Path(f"{where}/chain.pem").exists():
+                context = tls.server_context(f"{where}/chain.pem")
+                urls["tls"] = zone.serve("tls://127.0.0.1:0", bench, suite.i_bench, tls=context).url
             C.server_ready(json.dumps(urls))
         threading.Event().wait(C.SERVER_MAX_LIFETIME)  # SIGTERM ends it sooner
 

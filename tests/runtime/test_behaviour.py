@@ -8,8 +8,11 @@ Every test ends with every zone's tables empty and every count balanced: the
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import os
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -267,6 +270,29 @@ def test_application_errors_arrive_typed(h: Harness) -> None:
     assert caught.value.code == 2
     assert str(caught.value) == "cannot divide 7 by zero"
     assert h.do(h.root.checked_divide, 7, 2) == 3
+
+
+@pytest.mark.parametrize("transport", ["local", "tcp"])
+def test_a_failed_call_holds_nothing_in_a_reference_cycle(transport: str) -> None:
+    """The error of a blocking call must not hold the frames it passed through (and what
+    they hold: the caller's arguments and locals) in a cycle, alive until the cyclic
+    collector runs; the last reference to an object would go only then."""
+    h = Harness("blocking", transport=transport)
+
+    def divide(widget: Widget) -> None:
+        with contextlib.suppress(b.calc_error):
+            h.root.checked_divide(7, 0)
+
+    widget = Widget("held by the caller")
+    alive = weakref.ref(widget)
+    gc.disable()
+    try:
+        divide(widget)
+        del widget
+        assert alive() is None, "the error keeps the caller's frame alive"
+    finally:
+        gc.enable()
+    assert h.close() == {}
 
 
 def test_an_unexpected_exception_keeps_the_service_up(h: Harness) -> None:

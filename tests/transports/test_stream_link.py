@@ -8,6 +8,8 @@ this file covers what only a network link has.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import os
 import queue
@@ -18,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -202,6 +205,54 @@ def test_one_link_per_pair_of_zones() -> None:
         assert root.add(1, 1) == 2
         close(root)
         assert until(lambda: clean(client, service))
+
+
+def test_an_idle_client_reconnects_at_once_after_its_connection_dropped() -> None:
+    """A blocking client that made no call since its connection dropped has not read its
+    end: connecting again asks the old link, finds it dead, and links anew (it was
+    refused as "already linked" until the keepalive noticed, after 40 s)."""
+    with canopy.Zone("service") as service, canopy.Zone("client") as client:
+        server = service.serve("tcp://127.0.0.1:0", lambda z: Service(), b.i_test)
+        old = client.connect(server.url, b.i_test)
+        assert old.add(1, 1) == 2
+        service.links[client.id].abort("dropped")  # the client is not reading
+        assert until(lambda: client.id not in service.links)
+        new = client.connect(server.url, b.i_test, timeout=2.0)
+        assert new.add(2, 2) == 4
+        with pytest.raises(canopy.CanopyError):
+            old.add(1, 1)
+        del old
+        close(new)
+        assert until(lambda: clean(client, service))
+
+
+def test_a_write_that_fails_holds_nothing_in_a_reference_cycle() -> None:
+    """The error of a failed write must not keep the frames that were sending, and what
+    they hold (a call's arguments), alive until the cyclic collector runs: bench/chaos.py
+    found a server keeping a dead client's objects so."""
+
+    def call_with(widget: Widget) -> None:
+        with contextlib.suppress(canopy.CanopyError):
+            root.widget_name(widget)
+
+    def broken(data: bytes) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with canopy.Zone("service") as service, canopy.Zone("client") as client:
+        server = service.serve("tcp://127.0.0.1:0", lambda z: Service(), b.i_test)
+        root = client.connect(server.url, b.i_test)
+        assert root.add(1, 1) == 2
+        client.links[service.id].stream.send = broken  # the connection breaks
+        argument = Widget("an argument")
+        alive = weakref.ref(argument)
+        gc.disable()
+        try:
+            call_with(argument)
+            del argument
+            assert alive() is None, "the failed write keeps the call's argument alive"
+        finally:
+            gc.enable()
+        close(root)
 
 
 def test_the_connecting_side_can_offer_its_root() -> None:

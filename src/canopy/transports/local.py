@@ -108,9 +108,13 @@ class LocalLink:
             why = "the link closed" if self.closed else "the peer refused its frame"
             raise CallCancelled(f"call {call_id} to zone {self.peer:#x} got no reply: {why}")
         ok, value = outcome
-        if not ok:
+        if ok:
+            return value
+        del outcome
+        try:
             raise value
-        return value
+        finally:
+            del value  # the error's traceback holds this frame: no cycle through it
 
     async def wait_async(self, call_id: int, timeout: float | None = None) -> Any:
         future = self._futures.get(call_id)
@@ -203,6 +207,7 @@ class LocalLink:
                 future.set_result(outcome[1])
             else:
                 future.set_exception(outcome[1])
+        del outcome  # an error's traceback holds this frame: no cycle through it
 
     def close(self) -> None:
         """Close both ends: pending calls fail, references across the link are released."""

@@ -240,7 +240,8 @@ class StreamLink:
 
     def _opened(self, event: HandshakeComplete) -> None:
         zone = self.zone
-        if event.peer_zone == zone.id or event.peer_zone in zone.links:
+        old = zone.links.get(event.peer_zone)
+        if event.peer_zone == zone.id or (old is not None and not self._stale(old)):
             # Counts and routes are kept per peer zone: a second link to the same
             # zone would share them with the first, and either one ending would
             # take the other's references with it.
@@ -270,6 +271,7 @@ class StreamLink:
             except Exception as e:
                 outcome = (False, e)
         self._deliver(reply.id, outcome)
+        del outcome  # an error's traceback holds this frame: no cycle (see ``wait``)
 
     def _refused(self, message: Message) -> None:
         """``message`` was sent after the link ended."""
@@ -434,6 +436,12 @@ class StreamLink:
         """Whether someone reads the stream now, so that a Pong would be seen."""
         raise NotImplementedError
 
+    def _stale(self, old: Any) -> bool:
+        """Whether ``old``, this zone's link to the peer this one just reached, turns
+        out to have ended when asked. Here: only if it knows it has (a reader always
+        runs, and sees its stream end as soon as it does)."""
+        return bool(old.closed)
+
     def close(self) -> None:
         """Say goodbye, fail what is pending and release the peer's references."""
         raise NotImplementedError
@@ -542,6 +550,25 @@ class BlockingStreamLink(StreamLink):
         # at its next call, and has nothing pending meanwhile.
         return self._reading or self._wants_reader()
 
+    def _stale(self, old: Any) -> bool:
+        """Ask ``old``: an idle blocking client has not read the end of a connection
+        that dropped, so reconnecting would find it still there. Such a link is poked
+        and read until its peer answers (an accepting link always reads: a live one
+        does, and this link is refused) or its stream ends; a peer gone silently is
+        declared dead by the poke within ``DEAD_AFTER`` s. Other links read always."""
+        if (
+            old.closed
+            or not isinstance(old, BlockingStreamLink)
+            or old.protocol.role is not Role.CONNECTING
+        ):
+            return bool(old.closed)
+        poked = time.monotonic()
+        old._poke()
+        old._lead_until(
+            lambda: old.closed or old._received_at > poked, poked + DEAD_AFTER, wake=False
+        )
+        return bool(old.closed)
+
     # -- the Link protocol
 
     def send(self, message: Message) -> None:
@@ -582,16 +609,26 @@ class BlockingStreamLink(StreamLink):
             if call_id in self._handlers and not self.closed:
                 error = self._abandon(call_id, timeout)
                 if call_id not in self._outcomes:  # or the reply came in meanwhile
-                    raise error
+                    try:
+                        raise error
+                    finally:
+                        del error  # see below
                 self._abandoned.discard(call_id)
         outcome = self._outcomes.pop(call_id, None)
         if outcome is None:
             why = "the link closed" if self.closed else "the call was never sent"
             raise CallCancelled(f"call {call_id} to zone {self.peer:#x} got no reply: {why}")
         ok, value = outcome
-        if not ok:
+        if ok:
+            return value
+        del outcome
+        try:
             raise value
-        return value
+        finally:
+            # The error's traceback holds this frame, and through it the caller's (a
+            # call's arguments): were this frame to hold the error, that cycle would
+            # keep them alive until the collector ran.
+            del value
 
     async def wait_async(self, call_id: int, timeout: float | None = None) -> Any:
         raise RuntimeError(f"{self!r} is a blocking link: its replies are waited for, not awaited")
@@ -797,7 +834,7 @@ class BlockingStreamLink(StreamLink):
         while self._dirty:
             if not self._wlock.acquire(blocking=wait):
                 return
-            failed: OSError | None = None
+            failed = ""
             try:
                 with self._plock:
                     data = self.protocol.data_to_send()
@@ -806,12 +843,15 @@ class BlockingStreamLink(StreamLink):
                     self._sending = len(data)
                     self.stream.send(data)
             except OSError as e:
-                failed = e
+                # Only its text: the error's traceback holds this frame, and the frames
+                # that called it (a call's arguments), which a reference to the error
+                # from here would keep alive in a cycle until the collector ran.
+                failed = str(e) or type(e).__name__
             finally:
                 self._sending = 0
                 self._wlock.release()
-            if failed is not None:
-                self.abort(f"the stream failed: {failed or type(failed).__name__}")
+            if failed:
+                self.abort(f"the stream failed: {failed}")
                 return
 
     def _close_stream(self) -> None:
