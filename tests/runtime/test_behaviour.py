@@ -30,6 +30,7 @@ from behaviour import (
     Widget,
     b,
 )
+from behaviour import TestService as Service
 from canopy.runtime import close
 from canopy.runtime._plans import plan
 
@@ -293,6 +294,31 @@ def test_a_failed_call_holds_nothing_in_a_reference_cycle(transport: str) -> Non
     finally:
         gc.enable()
     assert h.close() == {}
+
+
+def test_a_result_that_cannot_be_sent_holds_nothing_in_a_reference_cycle() -> None:
+    """The callee's side: an error encoding the result must not hold the call (its
+    arguments: here a proxy of the caller's widget) in a cycle either."""
+
+    class Wrong(Service):
+        seen: Any = None
+
+        def echo_back(self, widget: Any) -> Any:
+            self.seen = weakref.ref(widget)
+            return "not a widget"
+
+    impl = Wrong()
+    with canopy.Zone("caller") as zone:
+        root = zone.child("service", lambda z: impl, b.i_test)
+        widget = Widget("lent to the callee")
+        gc.disable()
+        try:
+            with pytest.raises(canopy.CanopyError):
+                root.echo_back(widget)
+            assert impl.seen is not None and impl.seen() is None, "the call is kept alive"
+        finally:
+            gc.enable()
+        del root
 
 
 def test_an_unexpected_exception_keeps_the_service_up(h: Harness) -> None:

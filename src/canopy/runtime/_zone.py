@@ -1266,7 +1266,12 @@ class Service:
                 else:
                     d.link.send(Reply(d.call_id, 0, payload, refs=tuple(passed) if passed else ()))
                     return
-            d.link.send(_error_reply(d, error))
+            try:
+                d.link.send(_error_reply(d, error))
+            finally:
+                # The error's traceback holds this frame: a frame holding the error would
+                # keep both, and the call's result and arguments, for the cyclic collector.
+                error = None
 
     def _served(self, d: Dispatch, error: BaseException | None) -> None:
         """Tell the observer the callee's side of a call or post is over."""
