@@ -40,6 +40,7 @@ def test_canopy_exports() -> None:
         "__version__",
         "acast",
         "adescribe",
+        "adrain",
         "adynamic",
         "call_timeout",
         "caller",

@@ -2,7 +2,8 @@
 
 The public surface: zones (``Zone`` blocking, ``AsyncZone`` asyncio), the servers
 they run (``Server``, ``AsyncServer``), what proxies need (``cast``, ``acast``,
-``close``, ``use_encoding``, ``call_timeout``), what an implementation may ask (``caller``),
+``close``, ``use_encoding``, ``call_timeout``, ``adrain``), what an implementation may
+ask (``caller``),
 reflection and calls with no generated code (``describe``, ``dynamic``, ``AnyObject``),
 compiling IDL (``load_idl``), running a coroutine on uvloop when it is installed
 (``run``),
@@ -50,6 +51,7 @@ from canopy.runtime import (
     Zone,
     acast,
     adescribe,
+    adrain,
     adynamic,
     call_timeout,
     caller,
@@ -138,6 +140,7 @@ __all__ = [
     "__version__",
     "acast",
     "adescribe",
+    "adrain",
     "adynamic",
     "call_timeout",
     "caller",

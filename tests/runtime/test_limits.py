@@ -131,3 +131,27 @@ def test_payloads_that_nest_without_limit_are_bounded(deep: Any, encoding: str) 
             remote.size([[[[[[[[[["too deep"]]]]]]]]]])
         assert remote.depth(deep.node(kids=[])) == 1
         canopy.close(remote)
+
+
+def test_adrain_returns_at_once_when_nothing_waits_to_be_written(h: Harness) -> None:
+    """Over every base, in both modes (a blocking proxy from a coroutine, as an ``async
+    def`` implementation served by the blocking runtime drains one): nothing waits. An
+    object of this zone has no link; a closed proxy fails as a call on it would."""
+
+    def drain(target: Any) -> None:
+        if h.loop is not None:
+            h.do(canopy.adrain, target)
+        else:
+            asyncio.run(canopy.adrain(target))
+
+    h.do(h.root.record, "x", 1)
+    drain(h.root)
+    drain(Widget("here"))
+    with pytest.raises(TypeError, match="is not a Canopy proxy"):
+        drain(42)
+    widget = h.do(h.root.make_widget, "w")
+    canopy.close(widget)
+    with pytest.raises(canopy.RpcError, match="drain: the proxy was closed") as closed:
+        drain(widget)
+    assert closed.value.code == canopy.ErrorCode.OBJECT_GONE
+    h.settle()

@@ -371,3 +371,88 @@ def test_a_fast_poster_is_held_to_a_slow_receivers_pace(mode: str) -> None:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(5)
             loop.close()
+
+
+async def _post_to_a_slow_receiver(
+    count: int, every: int, drain: bool, limit: int
+) -> tuple[Slow, int, BaseException | None]:
+    """An asyncio poster with ``max_pending_write_bytes=limit`` posts ``count`` posts of
+    1 KB over TCP to a slow blocking receiver, awaiting ``canopy.adrain`` (or only
+    yielding to the loop) every ``every`` posts. What the receiver saw, the most bytes
+    the poster's link held unwritten, and what stopped the poster if anything did."""
+    near, far = small_buffers()
+    receiver = canopy.Zone("receiver", limits=Limits(max_queued_messages=16))
+    service = SlowBlocking()
+    service.link = accept(receiver, SocketStream(far), root=service, root_interface=ROOT)
+    poster = canopy.AsyncZone("poster", limits=Limits(max_pending_write_bytes=limit))
+    most, stopped = 0, None
+    try:
+        reader, writer = await asyncio.open_connection(sock=near)
+        root = await poster.connect(AsyncSocketStream(reader, writer), b.i_test_async)
+        link = root._canopy_remote.link
+        value = "p" * 1000
+        try:
+            for seq in range(count):
+                root.record(value, seq)
+                most = max(most, link.unwritten)
+                if seq % every == every - 1:
+                    await asyncio.wait_for(canopy.adrain(root) if drain else asyncio.sleep(0), 5)
+            await asyncio.wait_for(canopy.adrain(root), 5)
+            assert await root.add(1, 2) == 3  # the link is still up
+        except canopy.CanopyError as e:
+            stopped = e
+        deadline = time.monotonic() + 5
+        while len(service.seen) < count and stopped is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        canopy.close(root)
+    finally:
+        await poster.aclose()
+        receiver.close()
+    return service, most, stopped
+
+
+def test_an_asyncio_poster_that_awaits_adrain_goes_at_its_receivers_pace() -> None:
+    """A poster 300 posts of 1 KB ahead of a receiver taking half a millisecond over each,
+    with a limit of 128 KiB: awaiting ``adrain`` every 20 posts it never holds more than
+    ``POST_HIGH_WATER`` and 20 posts unwritten, and every post arrives, in order."""
+    count, every, frame = 300, 20, 1000 + 48
+    service, most, stopped = asyncio.run(
+        _post_to_a_slow_receiver(count, every, drain=True, limit=128 * 1024)
+    )
+    assert stopped is None, stopped
+    assert service.seen == list(range(count))
+    assert most <= POST_HIGH_WATER + every * frame, most
+
+
+def test_an_asyncio_poster_that_does_not_drain_is_cut_off() -> None:
+    """The same poster yielding to its loop instead of awaiting ``adrain``: its frames pile
+    up behind a write its peer does not take, and its link is closed at the limit."""
+    limit = 128 * 1024
+    service, most, stopped = asyncio.run(
+        _post_to_a_slow_receiver(300, 20, drain=False, limit=limit)
+    )
+    assert isinstance(stopped, canopy.LimitExceeded), stopped
+    assert f"(max_pending_write_bytes={limit}); await canopy.adrain(proxy)" in str(stopped)
+    assert most > limit - 1048, most
+    assert service.seen == list(range(len(service.seen))) and len(service.seen) < 300
+
+
+def test_adrain_on_a_link_that_is_gone_fails_as_a_call_would() -> None:
+    async def scenario() -> None:
+        server_zone = canopy.AsyncZone("server")
+        server = await server_zone.serve("tcp://127.0.0.1:0", lambda z: Service(), b.i_test)
+        async with canopy.AsyncZone("client") as client:
+            root = await client.connect(server.url, b.i_test_async)
+            link = root._canopy_remote.link
+            await canopy.adrain(root)
+            await server_zone.aclose()
+            await asyncio.wait_for(link.wait_closed(), 5)
+            with pytest.raises(canopy.ObjectGone) as called:
+                await root.add(1, 2)
+            with pytest.raises(canopy.ObjectGone) as drained:
+                await canopy.adrain(root)
+            assert str(drained.value) == str(called.value).replace("add", "drain", 1)
+            with pytest.raises(canopy.TransportError, match="the link from zone 'client' is"):
+                await link.drained()  # the link itself says it is closed
+
+    asyncio.run(scenario())

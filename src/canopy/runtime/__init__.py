@@ -20,7 +20,7 @@ from canopy.generated import Interface
 from canopy.runtime._dynamic import DynamicObject, adynamic, dynamic, to_json
 from canopy.runtime._modes import ASYNCIO, BLOCKING, acast, cast
 from canopy.runtime._plans import implemented, interface_class, interface_of
-from canopy.runtime._proxy import Proxy, close
+from canopy.runtime._proxy import Proxy, adrain, close
 from canopy.runtime._reflect import AnyObject, Description, adescribe, describe
 from canopy.runtime._zone import (
     DEFAULT_CALL_TIMEOUT,
@@ -746,6 +746,7 @@ __all__ = [
     "Zone",
     "acast",
     "adescribe",
+    "adrain",
     "adynamic",
     "call_timeout",
     "caller",

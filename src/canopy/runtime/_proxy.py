@@ -15,7 +15,7 @@ from typing import Any
 from canopy.generated import Interface
 from canopy.runtime._plans import interface_of, plan
 from canopy.runtime._tables import RemoteObject
-from canopy.runtime._zone import Service
+from canopy.runtime._zone import Service, _reachable
 
 
 class Proxy:
@@ -56,6 +56,24 @@ def close(proxy: Any) -> None:
         return
     proxy._canopy_closed = True
     proxy._canopy_zone.proxy_died(proxy._canopy_remote, proxy._canopy_kind)
+
+
+async def adrain(proxy: Any) -> None:
+    """Wait until the link that ``proxy``'s calls and posts take has written what it
+    holds down to ``POST_HIGH_WATER`` (64 KiB), as ``asyncio.StreamWriter.drain`` does.
+
+    An asyncio ``[post]`` never waits: a poster faster than its peer reads piles its
+    frames up in its link, which is closed past ``max_pending_write_bytes``. Awaiting
+    this every few posts keeps the poster at the peer's pace instead. It returns at
+    once over an in-process link and for an object of this zone; a closed proxy or an
+    object whose link is gone raises what a call would.
+    """
+    if isinstance(proxy, Interface) and not isinstance(proxy, Proxy):
+        return  # the object itself, in this zone: nothing travels
+    if not isinstance(proxy, Proxy):
+        raise TypeError(f"{proxy!r} is not a Canopy proxy")
+    link = _reachable(proxy, "drain").link
+    await link.drained()
 
 
 _classes: dict[tuple[type[Interface], str], type[Any]] = {}

@@ -124,6 +124,12 @@ class Link(Protocol):
 
     async def wait_async(self, call_id: int, timeout: float | None = None) -> Any: ...
 
+    async def drained(self) -> None:
+        """Return once the link holds no more unwritten frames than a stream link lets
+        a poster leave (``POST_HIGH_WATER``), at once when it buffers nothing;
+        ``TransportError`` if the link is closed."""
+        ...
+
 
 class Mode(Protocol):
     name: str
@@ -723,7 +729,7 @@ class Service:
     ) -> tuple[Link, int, float | None]:
         """Send a call; its link, id and how long to wait for the reply (the callee's
         deadline: the timeout travels with the call)."""
-        remote = _reachable(target, p)
+        remote = _reachable(target, p.info.name)
         link = remote.link
         if self.interceptors:
             self._intercept_out(p, remote, link)
@@ -782,7 +788,7 @@ class Service:
         kwargs: dict[str, Any],
         trace: str = "",
     ) -> None:
-        remote = _reachable(target, p)
+        remote = _reachable(target, p.info.name)
         link = remote.link
         if self.interceptors:
             self._intercept_out(p, remote, link)
@@ -1465,14 +1471,15 @@ def _code_of(error: BaseException | None) -> int:
     return int(ErrorCode.EXCEPTION)
 
 
-def _reachable(target: Any, p: MethodPlan) -> RemoteObject:
-    """The remote object behind a proxy, or the error saying why it cannot be called."""
+def _reachable(target: Any, what: str) -> RemoteObject:
+    """The remote object behind a proxy, or the error saying why ``what`` (a method's
+    name) cannot reach it."""
     remote: RemoteObject = target._canopy_remote
     if target._canopy_closed:
-        raise RpcError(f"{p.info.name}: the proxy was closed", code=ErrorCode.OBJECT_GONE)
+        raise RpcError(f"{what}: the proxy was closed", code=ErrorCode.OBJECT_GONE)
     if remote.gone:
         raise ObjectGone(
-            f"{p.info.name} on object {remote.object_id} of zone {remote.zone:#x}: the object "
+            f"{what} on object {remote.object_id} of zone {remote.zone:#x}: the object "
             "no longer exists"
         )
     return remote

@@ -100,6 +100,11 @@ class LocalLink:
             data = self.protocol.data_to_send()
         self.other.deliver(data)
 
+    async def drained(self) -> None:
+        # A frame is delivered as it is sent: nothing is ever left to write.
+        if self.closed or self.other is None:
+            raise TransportError(f"the link from zone {self.zone.name!r} is closed")
+
     def wait(self, call_id: int, timeout: float | None = None) -> Any:
         # The callee ran on this thread before this is reached: there is no waiting.
         outcome = self._outcomes.pop(call_id, None)

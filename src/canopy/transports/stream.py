@@ -32,6 +32,7 @@ combined: a thread that finds another one writing leaves its frames for that
 writer, so a reader never blocks behind a write and frames queued meanwhile go
 out in one system call. A poster that finds ``POST_HIGH_WATER`` bytes unwritten
 waits for that writer and writes itself, and so goes at the pace the peer reads.
+An asyncio post never waits; its poster awaits ``drained`` (``canopy.adrain``) for that.
 Backpressure, both forms: while ``max_queued_messages`` of the peer's calls and
 posts wait to run, nobody reads for the queue's sake (a caller still reads for its
 reply) until a quarter are left, and TCP holds the peer back meanwhile.
@@ -104,7 +105,8 @@ CLOSE_TIMEOUT = 1.0
 POST_HIGH_WATER = 64 * 1024
 """Bytes of frames a blocking link may hold while its stream takes none before a post
 waits for the stream: a poster faster than its peer is slowed down to the peer's pace
-by TCP flow control, rather than its link's buffer growing."""
+by TCP flow control, rather than its link's buffer growing. An asyncio poster waits
+down to it when it awaits ``canopy.adrain``."""
 
 
 MAX_READ = 4 * 1024 * 1024
@@ -281,8 +283,13 @@ class StreamLink:
             self.zone.peer_lost(self.peer)
         if isinstance(message, Reply):
             return  # its caller is gone with the link: nobody to tell
+        raise self._closed_error()
+
+    def _closed_error(self) -> RpcError:
         why = f": {self._why.message}" if self._why is not None and self._why.message else ""
-        raise TransportError(f"the link from zone {self.zone.name!r} is closed{why}")
+        # The frame that found the link closed for what it let pile up is told so.
+        kind = LimitExceeded if self._overflowed else TransportError
+        return kind(f"the link from zone {self.zone.name!r} is closed{why}")
 
     def _fail(self, error: CanopyError, *, clean: bool = False) -> None:
         """The link is over for this zone: pending calls fail, the peer's references go."""
@@ -380,13 +387,16 @@ class StreamLink:
             ErrorCode.CALL_TIMEOUT,
         )
 
-    def _overflow(self, pending: int) -> None:
+    def _overflow(self, pending: int, *, posted: bool = False) -> None:
         """``pending`` bytes wait for a peer that takes none: the link is closed before
-        it holds any more (``max_pending_write_bytes``)."""
+        it holds any more (``max_pending_write_bytes``). ``posted``: by an asyncio post,
+        whose poster had a way to wait."""
         self._overflowed = True
+        how = "they are posted" if posted else "it asks for them"
+        hint = "; await canopy.adrain(proxy) every few posts to go at its pace" if posted else ""
         self.abort(
             f"{pending} bytes wait to be written to zone {self.peer:#x}, which does not "
-            f"read them as fast as it asks for them (max_pending_write_bytes={self._max_pending})",
+            f"read them as fast as {how} (max_pending_write_bytes={self._max_pending}){hint}",
             ErrorCode.LIMIT_EXCEEDED,
         )
 
@@ -405,6 +415,18 @@ class StreamLink:
     @property
     def queued(self) -> int:
         """Calls and posts read from the peer and waiting to run."""
+        raise NotImplementedError
+
+    @property
+    def unwritten(self) -> int:
+        """Bytes of frames for the peer that the stream has not taken yet: what the
+        protocol holds, and a write in progress (which a layer such as WebSocket may
+        hold part of itself until its own write ends)."""
+        return self.protocol.buffered + self._sending
+
+    async def drained(self) -> None:
+        """Return once the link holds at most ``POST_HIGH_WATER`` unwritten bytes, as
+        ``asyncio.StreamWriter.drain`` does; ``TransportError`` if the link is closed."""
         raise NotImplementedError
 
     def send(self, message: Message) -> None:
@@ -653,6 +675,18 @@ class BlockingStreamLink(StreamLink):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()  # what runs finishes; its replies go nowhere
+
+    async def drained(self) -> None:
+        # A blocking poster waits as it posts, past POST_HIGH_WATER: this waits the same
+        # way, for a write in progress on another thread too (an ``async def``
+        # implementation served by the blocking runtime blocks its thread, as its
+        # calls do).
+        if self.unwritten > POST_HIGH_WATER and not self.closed:
+            with self._wlock:
+                pass  # the write in progress has ended
+            self._flush(wait=True)
+        if self.closed:
+            raise self._closed_error()
 
     # -- reading: leader and followers
 
@@ -1101,6 +1135,7 @@ class AsyncStreamLink(StreamLink):
         self._flush_soon = False  # a callback is scheduled to write
         self._backlog: list[bytes] = []  # taken from the protocol, for the writer task
         self._writing = False  # the writer task is in the middle of a send
+        self._drainers: list[asyncio.Future[None]] = []  # awaiting ``drained``
         self._deadline: asyncio.TimerHandle | None = None
         self._writer = self._loop.create_task(self._write())
         self._reader = self._loop.create_task(self._read())
@@ -1141,6 +1176,27 @@ class AsyncStreamLink(StreamLink):
         inbox = self.inbound
         return 0 if inbox is None else int(inbox.queue.qsize())
 
+    @property
+    def unwritten(self) -> int:
+        return self.protocol.buffered + self._sending + sum(map(len, self._backlog))
+
+    async def drained(self) -> None:
+        if asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError(f"{self!r} runs on another event loop: await drain on that one")
+        while not self.closed and self.unwritten > POST_HIGH_WATER:
+            waiter = self._loop.create_future()
+            self._drainers.append(waiter)
+            await waiter  # each write that ends, and the link's end, wake it to look again
+        if self.closed:
+            raise self._closed_error()
+
+    def _written(self) -> None:
+        """A write ended, or the link did: wake who awaits ``drained``."""
+        drainers, self._drainers = self._drainers, []
+        for waiter in drainers:
+            if not waiter.done():
+                waiter.set_result(None)
+
     def send(self, message: Message) -> None:
         with self.zone.inside():
             with self._plock:
@@ -1157,7 +1213,7 @@ class AsyncStreamLink(StreamLink):
             if held:
                 pending = held + self._sending + sum(map(len, self._backlog))
                 if pending > self._max_pending:
-                    self._overflow(pending)
+                    self._overflow(pending, posted=type(message) is Post)
                     self._refused(message)
                     return
             self._kick()
@@ -1212,6 +1268,7 @@ class AsyncStreamLink(StreamLink):
                 future.set_exception(self._cancelled(call_id, error))
         if not self._opening.done():
             self._opening.set_result(None)
+        self._written()  # ``drained`` raises now
         if self.consumer is not None:
             self.consumer.cancel()
 
@@ -1248,6 +1305,8 @@ class AsyncStreamLink(StreamLink):
         if not sent:
             self._backlog.append(data)
             self._wake.set()
+        elif self._drainers:
+            self._written()
 
     async def _read(self) -> None:
         try:
@@ -1313,6 +1372,8 @@ class AsyncStreamLink(StreamLink):
                     self._sending = len(data)
                     await self.stream.send(data)
                     self._sending = 0
+                    if self._drainers:
+                        self._written()
             except Exception as e:
                 self.abort(f"the stream failed: {e or type(e).__name__}")
                 return
