@@ -26,7 +26,7 @@ from websockets.utils import apply_mask
 import canopy
 from behaviour import TestService as Service
 from behaviour import b
-from canopy.wire import Hello, Message, Welcome
+from canopy.wire import Hello, Limits, Message, Welcome
 from frame_strategies import frame_of
 
 URLS = {"tcp": "tcp://127.0.0.1:0", "ws": "ws://127.0.0.1:0/canopy"}
@@ -48,12 +48,37 @@ def until(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
     return True
 
 
-class Live:
-    """A server zone in one mode at ``transport``'s URL, an honest blocking client
-    calling it from a thread of its own all along, and what the server held before
-    any hostile client came."""
+def server_holds(server: tuple[str, int], client: socket.socket) -> bool:
+    """Whether a process (this one: the server's) still holds the server's end of
+    ``client``'s TCP connection on 127.0.0.1. An end the process has let go of, which the
+    kernel may go on finishing by itself, is not held: its entry names no inode."""
+    mine = client.getsockname()[1]
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        next(table)  # the header
+        for line in table:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if int(local.rpartition(":")[2], 16) == server[1] and (
+                int(remote.rpartition(":")[2], 16) == mine and inode != "0"
+            ):
+                return True
+    return False
 
-    def __init__(self, mode: str, transport: str = "tcp", factory: Any = None) -> None:
+
+class Live:
+    """A server zone in one mode at ``transport``'s URL, with ``limits`` and the server's
+    ``options`` (``idle_timeout``...) if given, an honest blocking client calling it from
+    a thread of its own all along, and what the server held before any hostile client
+    came."""
+
+    def __init__(
+        self,
+        mode: str,
+        transport: str = "tcp",
+        factory: Any = None,
+        limits: Limits | None = None,
+        **options: Any,
+    ) -> None:
         self.mode = mode
         self.transport = transport
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -61,16 +86,16 @@ class Live:
         url = URLS[transport]
         factory = factory or (lambda z: Service())
         if mode == "blocking":
-            self.service: Any = canopy.Zone("service")
-            self.server = self.service.serve(url, factory, b.i_test)
+            self.service: Any = canopy.Zone("service", limits=limits)
+            self.server = self.service.serve(url, factory, b.i_test, **options)
         else:
             self.loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
             self._thread.start()
 
             async def start() -> tuple[Any, Any]:
-                zone = canopy.AsyncZone("service")
-                return zone, await zone.serve(url, factory, b.i_test)
+                zone = canopy.AsyncZone("service", limits=limits)
+                return zone, await zone.serve(url, factory, b.i_test, **options)
 
             self.service, self.server = self.on_loop(start())
         self.address: tuple[str, int] = self.server.address[:2]
@@ -95,7 +120,7 @@ class Live:
         """A raw client of this server's kind, connected (and upgraded, over WebSocket)."""
         if self.transport == "ws":
             return WsHostile(self.address, **options)
-        return Hostile(self.address)
+        return Hostile(self.address, **options)
 
     def _call_all_along(self) -> None:
         for i in itertools.count():  # ends with the test: _stop, or the first failure
@@ -137,8 +162,12 @@ class Hostile:
 
     ``received`` is every byte of the Canopy stream the server sent so far."""
 
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = socket.create_connection(address, timeout=3)
+    def __init__(self, address: tuple[str, int], *, receive_buffer: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer:  # set before connecting, so that the window starts small
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(3)
+        self.sock.connect(address)
         self.zone = next(_zones)
         self.received = b""
         self.welcome: Welcome | None = None
@@ -263,9 +292,14 @@ class WsHostile(Hostile):
     """
 
     def __init__(
-        self, address: tuple[str, int], *, origin: str | None = None, upgrade: bool = True
+        self,
+        address: tuple[str, int],
+        *,
+        origin: str | None = None,
+        upgrade: bool = True,
+        receive_buffer: int = 0,
     ) -> None:
-        super().__init__(address)
+        super().__init__(address, receive_buffer=receive_buffer)
         self.port = address[1]
         self.close_code: int | None = None
         self.last_pong: bytes | None = None

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
+import re
 import select
 import socket
 import threading
@@ -30,7 +33,7 @@ from behaviour import TestService as Service
 from behaviour import b
 from canopy.streams.websocket import MAX_SIZE
 from canopy.transports.server import AsyncServer, Server
-from canopy.wire import Ping, Pong
+from canopy.wire import Call, Limits, Ping, Pong, Post, Refuse
 from frame_strategies import frame_of
 from hostile import (
     BINARY,
@@ -40,6 +43,7 @@ from hostile import (
     TEXT,
     Live,
     WsHostile,
+    server_holds,
     until,
     upgrade_request,
     ws_frame,
@@ -393,3 +397,123 @@ def test_the_upgrade_and_the_canopy_handshake_share_one_timeout(mode: str) -> No
         for sock in socks:
             sock.close()
         timed.close()
+
+
+# ---------------------------------------------------------------- idle time, unwritten bytes
+
+IDLE = 0.3
+LIMIT = 1 << 20  # max_pending_write_bytes: four of the 240 KB replies below, and a bit
+RECORD, RECORDED = 7, 8  # i_test's method ids: record (a post) and recorded (all records)
+
+
+class Counting(Service):
+    """Counts the calls of ``recorded`` it answered: a client that reads no reply can
+    still send its next call only once the last one was answered."""
+
+    made: list[Counting] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered = 0
+        Counting.made.append(self)
+
+    def recorded(self) -> list[str]:
+        self.answered += 1
+        return super().recorded()
+
+
+@pytest.fixture(scope="module", params=["blocking", "asyncio"])
+def strict(request: pytest.FixtureRequest) -> Iterator[Live]:
+    server = Live(
+        request.param,
+        "ws",
+        factory=lambda zone: Counting(),
+        limits=Limits(max_pending_write_bytes=LIMIT),
+        idle_timeout=IDLE,
+    )
+    yield server
+    server.close()
+
+
+def test_a_client_that_sends_no_canopy_frame_is_closed_when_idle(strict: Live) -> None:
+    """Two clients finish the upgrade and Canopy's handshake; one then sends nothing, the
+    other only WebSocket pings, which the WebSocket layer answers without Canopy seeing
+    them. A ping is no word from the peer's zone: both are told why and closed at
+    ``idle_timeout``, the pinging one with its pings answered until then."""
+    silent, pinging = strict.hostile(), strict.hostile()
+    silent.handshake((1,))
+    pinging.handshake((1,))
+    start = time.monotonic()
+    sent, closed_after = 0, None
+    for _ in range(300):  # about 10 ms each
+        if time.monotonic() - start > IDLE * 4:
+            break
+        sent += pinging.send_frames(ws_frame(PING, str(sent).encode()))
+        try:
+            pinging.read(0.01)
+        except ConnectionResetError:
+            pass
+        else:
+            if pinging.close_code is None:
+                continue
+        closed_after = time.monotonic() - start
+        break
+    pinging.sock.close()
+    assert closed_after is not None, "a client that only pinged was never closed"
+    assert IDLE * 0.9 < closed_after < IDLE * 2.5, closed_after
+    assert pinging.last_pong is not None and int(pinging.last_pong) >= sent // 2, sent
+    assert closed_by_the_server(silent) < 1  # it was closed meanwhile
+    for hostile in (silent, pinging):
+        told = hostile.messages()[-1]
+        assert isinstance(told, Refuse) and told.code == canopy.ErrorCode.CALL_TIMEOUT, told
+        said = re.fullmatch(
+            r"the peer sent nothing for ([\d.]+) s \(idle_timeout=0.3 s\)", told.message
+        )
+        assert said is not None and float(said[1]) >= IDLE, told.message
+        assert hostile.close_code == 1000  # after the Refuse, a clean WebSocket close
+    strict.healthy()
+
+
+def test_a_client_that_does_not_read_its_replies_is_dropped_with_them(
+    strict: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client with a 4 KiB receive buffer calls ``recorded`` (240 KB replies) one call
+    at a time and reads nothing. The replies fill the sockets, then the server's
+    WebSocket write sticks, and replies pile up behind it until the link is closed at
+    ``max_pending_write_bytes``, counted with what the WebSocket layer holds of the
+    write it is stuck in. The server then lets the connection go at once, with the
+    bytes it held for it, rather than keeping them until the client reads."""
+    hostile = strict.hostile(receive_buffer=4096)
+    welcome = hostile.handshake((1,))
+    link = next(link for link in strict.server.links if link.peer == hostile.zone)
+    service = Counting.made[-1]
+    target = (hostile.zone, welcome.zone, welcome.object, welcome.interface)
+    for seq in range(4):
+        payload = msgspec.Raw(msgspec.msgpack.encode(["x" * 60_000, seq]))
+        hostile.send(frame_of(msgspec.msgpack.encode(Post(*target, RECORD, 1, payload))))
+    nothing = msgspec.Raw(msgspec.msgpack.encode([]))
+
+    def answered(calls: int) -> bool:
+        """The server answered ``calls`` calls and writes the last reply (or is stuck in a
+        write): the client's next call then comes alone, and replies pile up only behind
+        a write the client does not take."""
+        writing = link._sending or not link.protocol.buffered
+        return link.closed or (service.answered == calls and bool(writing))
+
+    with caplog.at_level(logging.WARNING, logger="canopy"):
+        for call_id in range(1, 201):  # 48 MB of replies, were they all made
+            call = Call(call_id, *target, RECORDED, 1, nothing)
+            if link.closed or not hostile.send(frame_of(msgspec.msgpack.encode(call))):
+                break
+            until(functools.partial(answered, call_id), 0.5)
+        assert until(lambda: link not in strict.server.links), "the client was never dropped"
+    found = re.search(
+        r"(\d+) bytes wait to be written to zone \w+, which does not read them as fast "
+        rf"as it asks for them \(max_pending_write_bytes={LIMIT}\)",
+        caplog.text,
+    )
+    assert found is not None, caplog.text
+    assert LIMIT < int(found[1]) <= LIMIT + 240_100, found[0]  # one reply past it at most
+    assert until(lambda: not server_holds(strict.address, hostile.sock), 1)
+    hostile.sock.close()
+    strict.healthy()

@@ -528,7 +528,9 @@ def _timed_out(session: _Session, timeout: float | None) -> TimeoutError:
 
 class WebSocketStream:
     """A blocking stream of binary WebSocket messages over another blocking stream:
-    each ``send`` is one message, ``receive`` returns their bytes as they come."""
+    each ``send`` is one message, ``receive`` returns their bytes as they come. Control
+    frames are the layer's own: a ping is answered within ``receive``, which returns
+    only when message bytes (or the end) arrive, so the stream's user never sees one."""
 
     def __init__(self, inner: Stream, session: _Session) -> None:
         self._inner = inner
@@ -701,6 +703,17 @@ class AsyncWebSocketStream:
                     return b""
                 raise
             await self._write(session.feed(incoming), wait=False)
+
+    def abort(self) -> None:
+        """Drop what waits to be written, here and in the stream beneath when it can drop
+        its own (a socket's transport does): a peer that does not read would otherwise
+        keep the connection, and those bytes, for as long as it likes. ``close`` then
+        closes the inner stream at once, with no close frame."""
+        where = self._session.where
+        self._session.outbox.fail(ConnectionAbortedError(f"{where}: the stream was aborted"))
+        drop = getattr(self._inner, "abort", None)
+        if drop is not None:
+            drop()
 
     async def close(self) -> None:
         if self._closed:

@@ -165,6 +165,9 @@ class StreamLink:
         self._high = zone.limits.max_queued_messages
         self._abandoned: set[int] = set()  # calls that timed out: a late reply is dropped
         self._pings = itertools.count(1)
+        # When the peer last sent bytes of the Canopy stream. A layer's own traffic
+        # beneath it (a WebSocket ping, which the layer answers) never reaches this
+        # link: it is not the peer's zone saying anything, and keeps no link alive.
         self._received_at = time.monotonic()
         # The root is held here until the handshake grants it to the peer: the stub
         # alone holds it weakly, and nothing else may hold a factory's fresh object.
