@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import pytest
@@ -410,7 +410,7 @@ class Counting(Service):
     """Counts the calls of ``recorded`` it answered: a client that reads no reply can
     still send its next call only once the last one was answered."""
 
-    made: list[Counting] = []
+    made: ClassVar[list[Counting]] = []  # taken by the test as soon as made
 
     def __init__(self) -> None:
         super().__init__()
@@ -440,7 +440,7 @@ def test_a_client_that_sends_no_canopy_frame_is_closed_when_idle(strict: Live) -
     other only WebSocket pings, which the WebSocket layer answers without Canopy seeing
     them. A ping is no word from the peer's zone: both are told why and closed at
     ``idle_timeout``, the pinging one with its pings answered until then."""
-    silent, pinging = strict.hostile(), strict.hostile()
+    silent, pinging = WsHostile(strict.address), WsHostile(strict.address)
     silent.handshake((1,))
     pinging.handshake((1,))
     start = time.monotonic()
@@ -460,7 +460,7 @@ def test_a_client_that_sends_no_canopy_frame_is_closed_when_idle(strict: Live) -
         break
     pinging.sock.close()
     assert closed_after is not None, "a client that only pinged was never closed"
-    assert IDLE * 0.9 < closed_after < IDLE * 2.5, closed_after
+    assert IDLE * 0.5 < closed_after < IDLE * 2.5, closed_after  # the Refuse says how long
     assert pinging.last_pong is not None and int(pinging.last_pong) >= sent // 2, sent
     assert closed_by_the_server(silent) < 1  # it was closed meanwhile
     for hostile in (silent, pinging):
@@ -483,10 +483,11 @@ def test_a_client_that_does_not_read_its_replies_is_dropped_with_them(
     ``max_pending_write_bytes``, counted with what the WebSocket layer holds of the
     write it is stuck in. The server then lets the connection go at once, with the
     bytes it held for it, rather than keeping them until the client reads."""
-    hostile = strict.hostile(receive_buffer=4096)
+    hostile = WsHostile(strict.address, receive_buffer=4096)
     welcome = hostile.handshake((1,))
     link = next(link for link in strict.server.links if link.peer == hostile.zone)
-    service = Counting.made[-1]
+    service = Counting.made.pop()
+    Counting.made.clear()
     target = (hostile.zone, welcome.zone, welcome.object, welcome.interface)
     for seq in range(4):
         payload = msgspec.Raw(msgspec.msgpack.encode(["x" * 60_000, seq]))
@@ -514,6 +515,7 @@ def test_a_client_that_does_not_read_its_replies_is_dropped_with_them(
     )
     assert found is not None, caplog.text
     assert LIMIT < int(found[1]) <= LIMIT + 240_100, found[0]  # one reply past it at most
-    assert until(lambda: not server_holds(strict.address, hostile.sock), 1)
+    let_go = until(lambda: not server_holds(strict.address, hostile.sock), 1)
+    assert let_go, "the server keeps the connection, and what it would write, for the client"
     hostile.sock.close()
     strict.healthy()
