@@ -729,7 +729,7 @@ class Service:
     ) -> tuple[Link, int, float | None]:
         """Send a call; its link, id and how long to wait for the reply (the callee's
         deadline: the timeout travels with the call)."""
-        remote = _reachable(target, p.info.name)
+        remote = _reachable(target, p)
         link = remote.link
         if self.interceptors:
             self._intercept_out(p, remote, link)
@@ -788,7 +788,7 @@ class Service:
         kwargs: dict[str, Any],
         trace: str = "",
     ) -> None:
-        remote = _reachable(target, p.info.name)
+        remote = _reachable(target, p)
         link = remote.link
         if self.interceptors:
             self._intercept_out(p, remote, link)
@@ -1471,13 +1471,15 @@ def _code_of(error: BaseException | None) -> int:
     return int(ErrorCode.EXCEPTION)
 
 
-def _reachable(target: Any, what: str) -> RemoteObject:
-    """The remote object behind a proxy, or the error saying why ``what`` (a method's
-    name) cannot reach it."""
+def _reachable(target: Any, p: MethodPlan | str) -> RemoteObject:
+    """The remote object behind a proxy, or the error saying why method ``p`` (or what
+    is named so) cannot reach it."""
     remote: RemoteObject = target._canopy_remote
     if target._canopy_closed:
+        what = p if isinstance(p, str) else p.info.name
         raise RpcError(f"{what}: the proxy was closed", code=ErrorCode.OBJECT_GONE)
     if remote.gone:
+        what = p if isinstance(p, str) else p.info.name
         raise ObjectGone(
             f"{what} on object {remote.object_id} of zone {remote.zone:#x}: the object "
             "no longer exists"
