@@ -437,6 +437,18 @@ def test_an_asyncio_poster_that_does_not_drain_is_cut_off() -> None:
     assert service.seen == list(range(len(service.seen))) and len(service.seen) < 300
 
 
+def test_an_asyncio_poster_that_never_yields_is_cut_off_at_the_limit() -> None:
+    """A poster that never lets its loop run never lets its link write either: its
+    frames pile up in this process, and the post that would cross the limit fails."""
+    limit, frame = 64 * 1024, 1000 + 48
+    service, most, stopped = asyncio.run(
+        _post_to_a_slow_receiver(300, 1000, drain=False, limit=limit)
+    )
+    assert isinstance(stopped, canopy.LimitExceeded), stopped
+    assert limit - frame < most <= limit, most
+    assert service.seen == []  # nothing was written: the link was closed at the limit
+
+
 def test_adrain_on_a_link_that_is_gone_fails_as_a_call_would() -> None:
     async def scenario() -> None:
         server_zone = canopy.AsyncZone("server")

@@ -1206,9 +1206,10 @@ class AsyncStreamLink(StreamLink):
                 open_ = self.protocol.state is State.OPEN
                 if open_:
                     self.protocol.send(message)
-                    # Bytes pile up while a write is stuck on the peer, and replies
-                    # while the peer's calls are read, before anything is written.
-                    waits = self._sending or type(message) is Reply
+                    # Bytes pile up while a write is stuck on the peer, replies while
+                    # the peer's calls are read, and posts while the poster keeps the
+                    # loop (and so the writer) from running.
+                    waits = self._sending or type(message) is Reply or type(message) is Post
                     held = self.protocol.buffered if waits else 0
             if not open_:
                 self._refused(message)
