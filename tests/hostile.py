@@ -16,8 +16,7 @@ import itertools
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -28,6 +27,7 @@ from behaviour import TestService as Service
 from behaviour import b
 from canopy.wire import Hello, Limits, Message, Welcome
 from frame_strategies import frame_of
+from waiting import until
 
 URLS = {"tcp": "tcp://127.0.0.1:0", "ws": "ws://127.0.0.1:0/canopy"}
 PATH = "/canopy"
@@ -37,15 +37,6 @@ _zones = itertools.count(0x0BAD_0000_0001)
 
 # WebSocket opcodes (RFC 6455, 5.2)
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-
-
-def until(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
 
 
 def server_holds(server: tuple[str, int], client: socket.socket) -> bool:

@@ -30,6 +30,7 @@ import canopy
 import canopy.transports.server  # loaded once, before the zones fork
 from canopy.runtime._zone import Service
 from scenarios import Example, Host, s
+from waiting import until
 
 PATIENCE = 5.0
 """Seconds any one wait of these processes lasts at most."""
@@ -43,15 +44,6 @@ _role = "?"
 def say(**fields: Any) -> None:
     """One JSON line on stdout, in one write: the three zones share the pipe."""
     os.write(1, (json.dumps({"zone": _role, **fields}) + "\n").encode())
-
-
-def until(condition: Callable[[], bool], seconds: float = PATIENCE) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def foreign(zone: Service, ours: set[int]) -> dict[str, list[int]]:

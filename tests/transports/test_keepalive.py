@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -15,17 +14,9 @@ from behaviour import TestService as Service
 from behaviour import Widget, b
 from canopy.runtime import close
 from canopy.wire import Hello, Protocol, Role
+from waiting import until
 
 SILENT_PEER_ZONE = 0x5EED_0000_0001
-
-
-def until(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def silent_client(address: tuple[str, int]) -> socket.socket:

@@ -15,7 +15,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -40,21 +40,13 @@ from canopy.wire import (
     Refuse,
     Role,
 )
+from waiting import until
 
 MODES = ["blocking", "asyncio"]
 ROOT = b.i_test.__canopy__.id
 RECORD, RECORDED = 7, 8  # i_test's method ids: record (a post) and recorded
 _decode = msgspec.msgpack.Decoder(Message).decode
 _zones = itertools.count(0x51_0000_0001)
-
-
-def until(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def frames(data: bytes) -> list[Message]:

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from canopy.streams import shm, zstd
 from canopy.transports.server import Server
 from canopy.transports.stream import AsyncStreamLink, BlockingStreamLink
 from canopy.wire import Encoding, Message, Refuse
+from waiting import until
 
 KINDS = ("tcp", "unix")
 FAILED = (canopy.CallCancelled, canopy.TransportError)
@@ -50,16 +51,6 @@ def url(request: pytest.FixtureRequest) -> Iterator[str]:
     where = tempfile.mkdtemp(prefix="canopy-")
     yield f"unix:{where}/service.sock"
     shutil.rmtree(where, ignore_errors=True)
-
-
-def until(condition: Callable[[], bool], seconds: float = 2.0) -> bool:
-    """Poll ``condition`` until it holds or ``seconds`` pass; whether it held."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
 
 
 def clean(*zones: canopy.Zone | canopy.AsyncZone) -> bool:
