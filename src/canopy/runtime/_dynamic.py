@@ -154,10 +154,10 @@ class DynamicObject:
             refs = tuple(passed) if passed else ()
             target = (zone.id, remote.zone, remote.object_id, interface.id, method.id)
             if method.post:
-                link.send(Post(*target, Encoding.JSON, payload, refs=refs))
+                link.send(Post(*target, Encoding.JSON, payload, method.tag, refs=refs))
                 return None
             call_id = link.next_id(lambda reply: self._finish(method, link, reply))
-            link.send(Call(call_id, *target, Encoding.JSON, payload, refs=refs))
+            link.send(Call(call_id, *target, Encoding.JSON, payload, method.tag, refs=refs))
         return link, call_id
 
     def _check(self, interface: InterfaceDescription, method: MethodDescription, args: Any) -> None:

@@ -34,6 +34,7 @@ class MethodDescription(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None = None
     post: bool = False
     deprecated: bool = False
+    tag: int = 0  # the method's ``[tag]``: a dynamic call sends it, as a proxy would
     inputs: dict[str, Any] = msgspec.field(default_factory=dict)
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -115,6 +116,7 @@ def describe_local(target: Any, deprecated: bool, profile: Profile) -> Descripti
                     description=m.description,
                     post=m.post,
                     deprecated=m.deprecated is not None,
+                    tag=m.tag,
                     inputs=found.get("inputs", {}),
                     outputs=found.get("outputs", {}),
                 )
