@@ -51,6 +51,7 @@ def test_canopy_exports() -> None:
         "dynamic",
         "encode",
         "load_idl",
+        "on_gone",
         "run",
         "to_json",
         "use_encoding",

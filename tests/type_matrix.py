@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import canopy
 from canopy.generated import float32, int8, int32, int128, uint8, uint64, uint128
+from canopy.runtime._proxy import LocalOptimistic
 from canopy.wire import ObjectRef
 from canopy.wire.codecs import _schema as t
 
@@ -167,6 +168,8 @@ def normal(value: Any) -> Any:
         return ("set", frozenset(normal(v) for v in value))
     if isinstance(value, bytes | bytearray | memoryview):
         return ("bytes", bytes(value))
+    if isinstance(value, LocalOptimistic):  # an optimistic reference come home: weak
+        return value._canopy_weak()
     return value
 
 

@@ -2,13 +2,11 @@
 
 The public surface: zones (``Zone`` blocking, ``AsyncZone`` asyncio), the servers
 they run (``Server``, ``AsyncServer``), what proxies need (``cast``, ``acast``,
-``close``, ``use_encoding``, ``call_timeout``, ``adrain``), what an implementation may
-ask (``caller``),
-reflection and calls with no generated code (``describe``, ``dynamic``, ``AnyObject``),
-compiling IDL (``load_idl``), running a coroutine on uvloop when it is installed
-(``run``),
-values stored with the schema they travel with (``encode``/``decode``), and
-the errors every call can raise.
+``close``, ``on_gone``, ``use_encoding``, ``call_timeout``, ``adrain``), what an
+implementation may ask (``caller``), reflection and calls with no generated code
+(``describe``, ``dynamic``, ``AnyObject``), compiling IDL (``load_idl``), running a
+coroutine on uvloop when it is installed (``run``), values stored with the schema
+they travel with (``encode``/``decode``), and the errors every call can raise.
 """
 
 from __future__ import annotations
@@ -59,6 +57,7 @@ from canopy.runtime import (
     close,
     describe,
     dynamic,
+    on_gone,
     to_json,
     use_encoding,
 )
@@ -151,6 +150,7 @@ __all__ = [
     "dynamic",
     "encode",
     "load_idl",
+    "on_gone",
     "run",
     "to_json",
     "use_encoding",

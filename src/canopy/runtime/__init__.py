@@ -22,6 +22,7 @@ from canopy.runtime._modes import ASYNCIO, BLOCKING, acast, cast
 from canopy.runtime._plans import implemented, interface_class, interface_of
 from canopy.runtime._proxy import Proxy, adrain, close
 from canopy.runtime._reflect import AnyObject, Description, adescribe, describe
+from canopy.runtime._watch import on_gone
 from canopy.runtime._zone import (
     DEFAULT_CALL_TIMEOUT,
     IDLE_TIMEOUT,
@@ -754,6 +755,7 @@ __all__ = [
     "close",
     "describe",
     "dynamic",
+    "on_gone",
     "to_json",
     "use_encoding",
 ]

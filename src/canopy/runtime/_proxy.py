@@ -5,6 +5,10 @@ generated interface whose methods send calls, so ``isinstance(proxy,
 i_calculator)`` holds and a blocking proxy type-checks as the interface
 itself. A proxy owns nothing but its place in the zone's tables; when the last
 Python reference to it goes, its destructor hands the zone its release.
+
+An optimistic reference that comes home to the zone owning its object is no proxy
+but a ``LocalOptimistic``: it calls the object directly and holds it only weakly,
+as an optimistic proxy does from another zone.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+from canopy.errors import ObjectGone
 from canopy.generated import Interface
 from canopy.runtime._plans import interface_of, plan
-from canopy.runtime._tables import RemoteObject
+from canopy.runtime._tables import OPTIMISTIC, RemoteObject
 from canopy.runtime._zone import Service, _reachable
 
 
@@ -104,3 +109,58 @@ def new_proxy(zone: Service, remote: RemoteObject, cls: type[Interface], kind: i
     remote.live[kind] += 1
     remote.proxies[(info.id, kind)] = weakref.ref(proxy)
     return proxy
+
+
+class LocalOptimistic:
+    """An optimistic reference to an object of the holder's own zone. A call goes
+    straight to the object, as through the object itself, while something else keeps
+    it alive; once it has died, a call raises ``ObjectGone``. Passing it on passes an
+    optimistic reference to the object, and fails the same way once it has died."""
+
+    _canopy_zone: Service
+    _canopy_weak: weakref.ref[Any]
+    _canopy_object: int  # the object's id in its zone
+    _canopy_kind = OPTIMISTIC
+
+    def __repr__(self) -> str:
+        state = "gone" if self._canopy_weak() is None else "live"
+        return (
+            f"<{type(self).__qualname__} optimistic reference to object {self._canopy_object} "
+            f"of zone {self._canopy_zone.id:#x} ({state})>"
+        )
+
+    def _canopy_target(self, what: str) -> Any:
+        target = self._canopy_weak()
+        if target is None:
+            raise ObjectGone(
+                f"{what} on object {self._canopy_object} of zone {self._canopy_zone.name!r}: "
+                "the object no longer exists"
+            )
+        return target
+
+
+def _forward(name: str, qualified: str) -> Any:
+    def method(self: LocalOptimistic, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._canopy_target(qualified), name)(*args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+_weak_classes: dict[type[Interface], type[Any]] = {}
+
+
+def local_optimistic(zone: Service, object_id: int, target: Any, cls: type[Interface]) -> Any:
+    """A new weak stand-in for ``target``, an object of ``zone``, as interface ``cls``."""
+    klass = _weak_classes.get(cls)
+    if klass is None:
+        methods = {name: _forward(name, p.qualified_name) for name, p in plan(cls).by_name.items()}
+        klass = type(f"{cls.__name__}_optimistic", (LocalOptimistic, cls), methods)
+        klass.__qualname__ = f"{cls.__qualname__}.optimistic"
+        klass.__abstractmethods__ = frozenset()
+        _weak_classes[cls] = klass
+    found = object.__new__(klass)
+    found._canopy_zone = zone
+    found._canopy_weak = weakref.ref(target)
+    found._canopy_object = object_id
+    return found

@@ -94,6 +94,7 @@ class RemoteObject:
     gone: bool = False
     lent: dict[int, list[int]] = field(default_factory=dict)  # neighbour -> [shared, optimistic]
     pinned: int = 0  # requests for it passed on and not yet answered
+    watches: list[Any] | None = None  # on_gone's, told once when it is gone
 
     def proxy(self, interface: int, kind: int) -> Any:
         ref = self.proxies.get((interface, kind))

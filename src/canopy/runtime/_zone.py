@@ -23,6 +23,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -327,6 +328,10 @@ class Service:
         self._inside = _Inside(self)
         self.interceptors: tuple[Interceptor, ...] = ()
         self._running: dict[tuple[int, int], Serving] = {}  # (neighbour, call id) -> call
+        # (object, interface) -> the optimistic reference to our own object, for identity
+        self._home: weakref.WeakValueDictionary[tuple[int, int], Any] = (
+            weakref.WeakValueDictionary()
+        )
         self.observer: telemetry.Observer | None = telemetry.register(self)
         if self.observer is not None:
             self.notify("zone_created")
@@ -394,11 +399,24 @@ class Service:
                     f"{link.peer:#x}: the link to it is closed"
                 )
             if remote is not None:
+                if remote.gone:  # home included: the owner would refuse it as bad data
+                    raise ObjectGone(
+                        f"zone {self.name!r} cannot hand on object {remote.object_id} of zone "
+                        f"{remote.zone:#x}: it no longer exists"
+                    )
                 if remote.zone != link.peer:
                     self._lend(remote, link.peer, kind)
                 # (Back to where it came from: the owner finds its own object, uncounted.)
                 ref = ObjectRef(remote.zone, remote.object_id, interface, kind)
             else:
+                weak = getattr(value, "_canopy_weak", None)
+                if weak is not None:  # an optimistic reference to our own object
+                    value = weak()
+                    if value is None:
+                        raise ObjectGone(
+                            f"zone {self.name!r} cannot hand on an optimistic reference to "
+                            "an object that no longer exists"
+                        )
                 stub = self.export(value)
                 self.grant(stub, link.peer, kind)
                 ref = ObjectRef(self.id, stub.object_id, interface, kind)
@@ -453,12 +471,24 @@ class Service:
             target = stub.target if stub is not None else None
             if target is None:
                 raise ObjectGone(f"object {ref.object} of zone {self.name!r} no longer exists")
+            if ref.kind == OPTIMISTIC:  # home, but still not keeping it alive
+                return self._optimistic_home(ref.object, target, cls)
             return target
         kind = ref.kind if ref.kind in _KINDS else SHARED
         with self._lock:
             remote = self.tables.remote(ref.zone, ref.object, link)
             self._take(remote, link, kind)
             return self._proxy(remote, cls, kind)
+
+    def _optimistic_home(self, object_id: int, target: Any, cls: type[Interface]) -> Any:
+        """The one weak stand-in of this zone for ``target`` as ``cls``, while it lives."""
+        from canopy.runtime._proxy import local_optimistic
+
+        key = (object_id, _interface_id(cls))
+        found = self._home.get(key)
+        if found is None:
+            found = self._home[key] = local_optimistic(self, object_id, target, cls)
+        return found
 
     def _take(self, remote: RemoteObject, link: Link, kind: int) -> None:
         """The zone at the end of ``link`` gave us a ``kind`` reference to ``remote``: keep
@@ -1099,6 +1129,7 @@ class Service:
         if remote is None or remote.link is not link:
             return
         remote.gone = True
+        self._ended(remote)
         remote.held[OPTIMISTIC] = False
         for holder, counts in list(remote.lent.items()):
             if counts[OPTIMISTIC]:
@@ -1112,6 +1143,13 @@ class Service:
                     self._outbox.append((out, ObjectReleased(zone, object_id, holder)))
         self._forget_if_unused(remote)
 
+    def _ended(self, remote: RemoteObject) -> None:
+        """``remote`` is gone: tell its watchers (``on_gone``), each in its own context
+        and never here, under the lock. Under the lock."""
+        watches, remote.watches = remote.watches, None
+        for watch in watches or ():
+            watch.fire()
+
     def _unreachable(self, link: Link, zones: frozenset[int] | None) -> None:
         """The zones ``zones`` (None: every zone) behind ``link`` can no longer be reached:
         what we hold there is gone, and so is what we lent of it. Under the lock."""
@@ -1120,6 +1158,7 @@ class Service:
             if remote.link is not link or (zones is not None and remote.zone not in zones):
                 continue
             remote.gone = True
+            self._ended(remote)
             remote.held = [False, False]
             for holder, counts in remote.lent.items():  # the notice ends what they borrowed
                 behind.setdefault(holder, set()).add(remote.zone)
