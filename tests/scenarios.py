@@ -192,6 +192,9 @@ class Example(s.i_example):  # type: ignore[misc]
     async def get_optimistic_ptr(self) -> Any:
         return self.optimistic
 
+    async def get_optimistic_baz(self, baz: Any) -> Any:
+        return baz
+
 
 class Tree:
     """The standard fixture: root zone R with the host H, and R's child zone E whose
