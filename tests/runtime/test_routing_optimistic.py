@@ -20,6 +20,7 @@ import msgspec
 import pytest
 
 import canopy
+from canopy.runtime._watch import NOTICES
 from canopy.wire import Call, Encoding, Post, Reply
 from canopy.wire._messages import wrap_payload
 from mixed import MixedTree
@@ -81,8 +82,16 @@ class Gone:
         while time.monotonic() < deadline:
             t.settle()
             if self.told.wait(0.01):
-                return True
+                return _notices_done()
         return False
+
+
+def _notices_done() -> bool:
+    """Whether the blocking notice thread has finished what it runs (and so let go of
+    the reference it passed its callback) within ``WAIT`` seconds."""
+    done = threading.Event()
+    NOTICES.put(done.set)  # in order: after every callback scheduled before it
+    return done.wait(WAIT)
 
 
 def _object_gone(error: BaseException | None) -> bool:
