@@ -185,6 +185,25 @@ def test_an_optimistic_reference_in_its_own_zone_is_weak(t: Tree) -> None:
     del of
 
 
+def test_an_optimistic_reference_in_its_own_zone_casts(t: Tree) -> None:
+    baz = s.i_baz.__subclasses__()[0]()  # a baz of R's own, which is an i_bar too
+    ob = t.do(t.e.get_optimistic_baz, baz)
+    cast = canopy.acast if t.loop is not None else canopy.cast
+    bar = t.do(cast, ob, s.i_bar)
+    assert isinstance(bar, s.i_bar) and bar is not baz
+    assert t.do(cast, ob, s.i_bar) is bar
+    assert t.do(bar.do_something_else, 1) is None
+    with pytest.raises(canopy.InvalidCast):
+        t.do(cast, ob, s.i_foo)
+    del baz
+    t.settle()  # E's shared reference to it, the argument, is given back
+    with pytest.raises(canopy.ObjectGone):
+        t.do(cast, ob, s.i_bar)
+    with pytest.raises(canopy.ObjectGone):
+        t.do(bar.do_something_else, 2)
+    del ob, bar
+
+
 # ------------------------------------------------------------------ 16. circular dependency
 
 

@@ -26,7 +26,7 @@ from canopy._loops import new_runner
 from canopy.errors import CallCancelled, CallTimeout, CanopyError, InvalidCast
 from canopy.generated import Interface
 from canopy.runtime._plans import MethodPlan, interface_class, interface_of
-from canopy.runtime._proxy import Proxy, new_proxy
+from canopy.runtime._proxy import LocalOptimistic, Proxy, new_proxy
 from canopy.runtime._zone import Dispatch, Link, Service, _caller, timeout_for
 
 _runners = threading.local()
@@ -328,6 +328,12 @@ ASYNCIO = AsyncMode()
 def _cast_local(proxy: Any, cls: type[Interface]) -> tuple[Any, Service, Link, int] | Any:
     if isinstance(proxy, cls):
         return proxy
+    if isinstance(proxy, LocalOptimistic):  # its object is here: no message needed
+        info = interface_of(cls)
+        target = proxy._canopy_target("cast")
+        if info is None or not isinstance(target, cls):
+            raise InvalidCast(f"the object does not implement {info.name if info else cls}")
+        return proxy._canopy_zone._optimistic_home(proxy._canopy_object, target, cls)
     if not isinstance(proxy, Proxy):
         raise TypeError(f"{proxy!r} is neither a Canopy proxy nor an implementation of {cls!r}")
     info = interface_of(cls)
