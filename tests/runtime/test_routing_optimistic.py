@@ -357,6 +357,9 @@ def test_on_gone_is_told_at_once_once_cancelled_never(t: Tree) -> None:
     del of
 
 
-def test_on_gone_wants_a_reference(t: Tree) -> None:
+def test_on_gone_wants_a_reference_and_an_asyncio_zone_its_loop(t: Tree) -> None:
     with pytest.raises(TypeError, match="not a Canopy reference"):
         canopy.on_gone(Foo(t.root), print)
+    if t.loop is not None:  # called here, off the loop: where would the callback run?
+        with pytest.raises(RuntimeError, match="on the event loop"):
+            canopy.on_gone(t.e, print)

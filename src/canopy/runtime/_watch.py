@@ -129,8 +129,10 @@ def on_gone(ref: P, callback: Callable[[P], object]) -> Callable[[], None]:
     blocking zone's on Canopy's notice thread (one per process, callbacks in order),
     never inside a call; ``async def`` callbacks are awaited. If the object is gone
     already, the callback is scheduled at once. The watch holds ``ref`` weakly: it
-    ends, uncalled, when ``ref`` is collected or closed. A blocking zone linked to a
-    peer by a stream learns of the end when it next reads from that link.
+    ends, uncalled, when ``ref`` is collected or closed (the callback is handed
+    ``ref``, so it need not hold it: one that holds a shared proxy keeps its object
+    alive). A blocking zone linked to a peer by a stream learns of the end when it
+    next reads from that link.
     """
     if isinstance(ref, Proxy):
         zone: Any = ref._canopy_zone
@@ -158,7 +160,8 @@ def on_gone(ref: P, callback: Callable[[P], object]) -> Callable[[], None]:
         if remote.gone:
             watch.fire()
         else:
-            remote.watches = [w for w in remote.watches or () if w.ref() is not None]
+            live = [w for w in remote.watches or () if w.state == _PENDING and w.ref()]
+            remote.watches = live
             remote.watches.append(watch)
 
     def cancel() -> None:
