@@ -5,7 +5,6 @@ a GetSchema for an object the caller was not handed is refused. Both modes."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -173,15 +172,6 @@ def test_a_root_reached_with_no_generated_code_describes_itself(mode: str) -> No
             root = client.connect(server.url, AnyObject)
             check_shape(describe(root))
             del root
-
-
-@pytest.fixture(params=MODES)
-def t(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[Tree]:
-    tree = Tree(request.param)
-    with caplog.at_level(logging.WARNING, logger="canopy"):
-        yield tree
-        assert tree.close() == {}, "references or routes left behind"
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_an_object_two_zones_away_describes_itself(t: Tree) -> None:

@@ -8,34 +8,12 @@ in its owner's zone.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import canopy
-from scenarios import MODES, Tree, s
-
-
-@pytest.fixture(params=MODES)
-def t(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[Tree]:
-    tree = Tree(request.param)
-    with caplog.at_level(logging.WARNING, logger="canopy"):
-        yield tree
-        assert tree.close() == {}, "references or routes left behind"
-    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert problems == [], "a zone complained"
-
-
-@pytest.fixture(params=[(m, two) for m in MODES for two in (False, True)], ids=str)
-def tn(request: pytest.FixtureRequest) -> Iterator[Tree]:
-    """The fixture for scenarios that make R's "new zone": directly and two levels down."""
-    mode, two_level = request.param
-    tree = Tree(mode, two_level=two_level)
-    yield tree
-    assert tree.close() == {}, "references or routes left behind"
-
+from scenarios import Tree, s
 
 # ------------------------------------------------------------------ 1. subordinate zones
 

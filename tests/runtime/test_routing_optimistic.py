@@ -10,7 +10,6 @@ way the Python port makes one, as a parameter: ``e.set_optimistic_ptr(f)`` then
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -27,25 +26,6 @@ from mixed import MixedTree
 from scenarios import MODES, Foo, Tree, s
 
 WAIT = 5.0  # seconds a notice may take to arrive, at most
-
-
-@pytest.fixture(params=MODES)
-def t(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[Tree]:
-    tree = Tree(request.param)
-    with caplog.at_level(logging.WARNING, logger="canopy"):
-        yield tree
-        assert tree.close() == {}, "references or routes left behind"
-    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert problems == [], "a zone complained"
-
-
-@pytest.fixture(params=[(m, two) for m in MODES for two in (False, True)], ids=str)
-def tn(request: pytest.FixtureRequest) -> Iterator[Tree]:
-    """R's "new zone" made directly, and two levels down (M routes for it)."""
-    mode, two_level = request.param
-    tree = Tree(mode, two_level=two_level)
-    yield tree
-    assert tree.close() == {}, "references or routes left behind"
 
 
 @pytest.fixture(params=MODES)
