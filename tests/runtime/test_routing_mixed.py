@@ -180,6 +180,25 @@ def test_a_killed_child_process_ends_what_was_reached_through_it(t: MixedTree) -
     del b, deep, z2, z3
 
 
+def test_a_killed_child_process_is_noticed_with_no_call_under_way() -> None:
+    # A blocking link reads only while the child holds something here (here it holds
+    # nothing): the child's exit ends the link all the same, and the routes through it.
+    t = MixedTree("blocking", ("local", "process"))
+    try:
+        z2 = t.do(t.e.create_example_in_subordinate_zone, None)  # R holds it through E
+        remote = z2._canopy_remote
+        (child,) = t.children()
+        os.kill(child.pid, signal.SIGKILL)
+        assert _until(t, lambda: remote.gone), "R still routes into a dead process"
+        (e,) = (z for z in t.zones() if z.name == "E")
+        assert [r for r in e.imported() if r[0] == remote.zone] == [], "E lends what is gone"
+        with pytest.raises(canopy.ObjectGone):
+            t.do(z2.add, 1, 2)
+        del z2
+    finally:
+        assert t.close() == {}
+
+
 def _until(t: MixedTree, condition: Any, seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
     while not condition():

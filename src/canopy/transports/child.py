@@ -92,27 +92,45 @@ class ChildProcess:
         # However the link ended, the child is on its way out: reap it off this thread.
         threading.Thread(target=self.stop, name=f"canopy-reap-{self.name}", daemon=True).start()
 
-    def _pipe_to_log(self) -> None:
+    def _pipe_to_log(self, watch: bool = False) -> None:
+        """Log the child's output; with ``watch``, end its link when it exits."""
         logger = logging.getLogger(f"canopy.child.{self.name}")
-        for stream, level in (
-            (self.process.stdout, logging.INFO),
-            (self.process.stderr, logging.WARNING),
+        for stream, level, then in (
+            (self.process.stdout, logging.INFO, None),
+            (self.process.stderr, logging.WARNING, self._exited if watch else None),
         ):
             if stream is not None:
                 pump = threading.Thread(
                     target=_pump,
-                    args=(stream, logger, level),
+                    args=(stream, logger, level, then),
                     name=f"canopy-log-{self.name}",
                     daemon=True,
                 )
                 pump.start()
                 self._pumps.append(pump)
 
+    def _exited(self) -> None:
+        """The child's standard error ended: it is exiting. A blocking link reads only
+        while the child holds something here, so nobody may be reading to see the
+        socket end: end the link now, or the parent would count routes and references
+        into a dead process until its next call there."""
+        try:
+            code = self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return  # it closed its standard error and runs on: its link says when it ends
+        link = self.link
+        if link is not None and not link.closed:
+            link.abort(f"the child process exited (code {code})")
 
-def _pump(stream: IO[bytes], logger: logging.Logger, level: int) -> None:
+
+def _pump(
+    stream: IO[bytes], logger: logging.Logger, level: int, then: Callable[[], None] | None
+) -> None:
     with stream:
         for raw in stream:
             logger.log(level, "%s", raw.decode("utf-8", "replace").rstrip("\n"))
+    if then is not None:
+        then()
 
 
 def _command(
@@ -188,7 +206,7 @@ def spawn(
     over a socketpair or, with ``shared_memory``, over shared-memory rings."""
     end, process = _start(name, target, "blocking", encodings, env, shared_memory)
     child = ChildProcess(name, process, None)
-    child._pipe_to_log()
+    child._pipe_to_log(watch=True)
     link = BlockingStreamLink(
         zone,
         end.stream() if isinstance(end, Channel) else SocketStream(end),
