@@ -119,7 +119,7 @@ class ChildProcess:
         except subprocess.TimeoutExpired:
             return  # it closed its standard error and runs on: its link says when it ends
         link = self.link
-        if link is not None and not link.closed:
+        if link is not None and not (link.closed or getattr(link, "_closing", False)):
             link.abort(f"the child process exited (code {code})")
 
 
