@@ -814,14 +814,7 @@ def _variant(mode: str, hows: tuple[str, ...], processes: int, examples: int) ->
     if EXAMPLES:
         examples = max(1, EXAMPLES // 10) if processes else EXAMPLES
 
-    class Case(Machine.TestCase):  # type: ignore[misc,valid-type]
-        def setUp(self) -> None:
-            gc.collect()
-            gc.freeze()  # none of it is garbage: each collection looks at the test's objects only
-
-        def tearDown(self) -> None:
-            gc.unfreeze()
-
+    Case = Machine.TestCase  # (tests/conftest.py freezes what exists before it: cheap collections)
     Case.settings = settings(
         max_examples=examples,
         stateful_step_count=20,
