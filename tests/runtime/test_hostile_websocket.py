@@ -11,17 +11,15 @@ Hostile Canopy frames inside honest WebSocket messages are test_hostile_frames.p
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
 import re
 import select
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import msgspec
 import pytest
@@ -30,9 +28,7 @@ from hypothesis import strategies as st
 
 import canopy
 from behaviour import TestService as Service
-from behaviour import b
 from canopy.streams.websocket import MAX_SIZE
-from canopy.transports.server import AsyncServer, Server
 from canopy.wire import Call, Limits, Ping, Pong, Post, Refuse
 from frame_strategies import frame_of
 from hostile import (
@@ -301,52 +297,6 @@ def test_random_websocket_frames_after_the_handshake(live: Live, frames: list[by
 HANDSHAKE = 0.6
 
 
-class Timed:
-    """A WebSocket server of ``handshake_timeout=HANDSHAKE`` in one mode (asyncio on a
-    loop of its own thread)."""
-
-    def __init__(self, mode: str) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        url = "ws://127.0.0.1:0/canopy"
-        if mode == "blocking":
-            self.zone: Any = canopy.Zone("timed")
-            root = self.zone._root_factory(lambda z: Service(), b.i_test)
-            self.server: Any = Server(self.zone, url, root, handshake_timeout=HANDSHAKE)
-            return
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-
-        async def start() -> tuple[Any, AsyncServer]:
-            zone = canopy.AsyncZone("timed")
-            root = zone._root_factory(lambda z: Service(), b.i_test)
-            return zone, await AsyncServer.start(zone, url, root, handshake_timeout=HANDSHAKE)
-
-        self.zone, self.server = self.on_loop(start())
-
-    def on_loop(self, coroutine: Any) -> Any:
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(10)
-
-    def close(self) -> None:
-        if self.loop is None:
-            self.server.close()
-            self.zone.close()
-            return
-
-        async def stop() -> None:
-            self.server.close()
-            await self.server.wait_closed()
-            await self.zone.aclose()
-
-        self.on_loop(stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        assert self._thread is not None
-        self._thread.join(5)
-        self.loop.close()
-
-
 def _closed(sock: socket.socket) -> bool:
     """Whether the server closed ``sock`` (all it sent before is read and dropped)."""
     try:
@@ -361,7 +311,7 @@ def test_the_upgrade_and_the_canopy_handshake_share_one_timeout(mode: str) -> No
     timeout; so is an upgrade finished late and never followed by a Hello: at the
     timeout counted from the connection, not a second timeout after the upgrade. A
     connection that completed its handshake in time stays."""
-    timed = Timed(mode)
+    timed = Live(mode, "ws", handshake_timeout=HANDSHAKE)
     try:
         address = timed.server.address[:2]
         request = upgrade_request(address[1])
@@ -393,7 +343,7 @@ def test_the_upgrade_and_the_canopy_handshake_share_one_timeout(mode: str) -> No
             assert HANDSHAKE * 0.9 < closed[index] < HANDSHAKE * 1.45, closed
         still_answers(honest)
         honest.finish()
-        assert until(lambda: not timed.server.links)
+        timed.healthy()
     finally:
         for sock in socks:
             sock.close()

@@ -27,7 +27,6 @@ from behaviour import b
 from canopy.errors import ErrorCode
 from canopy.streams import RECEIVE_SIZE
 from canopy.streams._socket import AsyncSocketStream, SocketStream
-from canopy.transports.server import AsyncServer, Server
 from canopy.transports.stream import POST_HIGH_WATER, aaccept, accept
 from canopy.wire import (
     Call,
@@ -40,6 +39,7 @@ from canopy.wire import (
     Refuse,
     Role,
 )
+from hostile import Live
 from waiting import until
 
 MODES = ["blocking", "asyncio"]
@@ -73,72 +73,16 @@ def read_to_end(sock: socket.socket) -> bytes:
     return received
 
 
-class Served:
-    """A server in one mode (asyncio on a loop thread of its own), and an honest blocking
-    client of it."""
-
-    def __init__(self, mode: str, limits: Limits | None = None, **options: Any) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
-        factory = lambda: (Service(), ROOT)  # noqa: E731
-        if mode == "blocking":
-            self.zone: Any = canopy.Zone("service", limits=limits)
-            self.server: Any = Server(self.zone, "tcp://127.0.0.1:0", factory, **options)
-        else:
-            self.loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-            self._thread.start()
-
-            async def start() -> tuple[Any, Any]:
-                zone = canopy.AsyncZone("service", limits=limits)
-                return zone, await AsyncServer.start(zone, "tcp://127.0.0.1:0", factory, **options)
-
-            self.zone, self.server = self.on_loop(start())
-        self.address: tuple[str, int] = self.server.address[:2]
-        self.honest = canopy.Zone("honest")
-        # It pings often enough for a server with the tests' short idle timeout.
-        self.root = self.honest.connect(self.server.url, b.i_test, keepalive=0.1)
-        assert self.root.add(1, 2) == 3
-        self.baseline = self.tables()
-
-    def on_loop(self, coroutine: Any) -> Any:
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(10)
-
-    def tables(self) -> tuple[Any, Any, int]:
-        return self.zone.exported(), self.zone.imported(), len(self.server.links)
-
-    def healthy(self) -> None:
-        """The honest client still works, and the server holds what it held before."""
-        assert self.root.add(40, 2) == 42
-        assert until(lambda: self.tables() == self.baseline), (self.tables(), self.baseline)
-
-    def close(self) -> None:
-        canopy.close(self.root)
-        self.honest.close()
-        if self.loop is None:
-            self.server.close()
-            self.zone.close()
-            return
-
-        async def stop() -> None:
-            self.server.close()
-            await self.server.wait_closed()
-            await self.zone.aclose()
-
-        self.on_loop(stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        self.loop.close()
-
-
 @pytest.fixture(params=MODES)
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @contextlib.contextmanager
-def serving(mode: str, limits: Limits | None = None, **options: Any) -> Iterator[Served]:
-    server = Served(mode, limits, **options)
+def serving(mode: str, limits: Limits | None = None, **options: Any) -> Iterator[Live]:
+    """A server over TCP with ``limits`` and ``options``, and an honest client calling it
+    all along (tests/hostile.py)."""
+    server = Live(mode, "tcp", limits=limits, **options)
     try:
         yield server
     finally:

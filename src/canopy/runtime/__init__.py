@@ -25,6 +25,7 @@ from canopy.runtime._reflect import AnyObject, Description, adescribe, describe
 from canopy.runtime._watch import on_gone
 from canopy.runtime._zone import (
     DEFAULT_CALL_TIMEOUT,
+    HANDSHAKE_TIMEOUT,
     IDLE_TIMEOUT,
     KEEPALIVE,
     Caller,
@@ -255,6 +256,7 @@ class Zone(_Zone):
         keepalive: float | None = KEEPALIVE,
         transform: Transform | None = None,
         idle_timeout: float | None = IDLE_TIMEOUT,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> Server:
         """Accept connections at ``url``, serving each ``factory(zone)`` as its root.
 
@@ -270,7 +272,9 @@ class Zone(_Zone):
         holds its root while it wants, and everything it held goes when it leaves.
         A connection that sends nothing for ``idle_timeout`` seconds (90 by default;
         None: never) is closed: canopy clients with a ``keepalive`` say something
-        more often. Closing the zone closes the server.
+        more often. One that has not completed its handshakes (TLS, the WebSocket
+        upgrade, Canopy's) ``handshake_timeout`` seconds after it was accepted (10
+        by default) is closed too. Closing the zone closes the server.
         """
         from canopy.transports.server import Server
 
@@ -284,6 +288,7 @@ class Zone(_Zone):
             call_timeout=call_timeout,
             keepalive=keepalive,
             idle_timeout=idle_timeout,
+            handshake_timeout=handshake_timeout,
         )
         self._servers.append(server)
         return server
@@ -496,6 +501,7 @@ class AsyncZone(_Zone):
         keepalive: float | None = KEEPALIVE,
         transform: AsyncTransform | None = None,
         idle_timeout: float | None = IDLE_TIMEOUT,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> AsyncServer:
         """Accept connections at ``url`` on the running loop; see ``Zone.serve``
         (``transform`` is an async function here)."""
@@ -511,6 +517,7 @@ class AsyncZone(_Zone):
             call_timeout=call_timeout,
             keepalive=keepalive,
             idle_timeout=idle_timeout,
+            handshake_timeout=handshake_timeout,
         )
         self._servers.append(server)
         return server

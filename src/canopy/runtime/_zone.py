@@ -228,6 +228,9 @@ DEFAULT_CALL_TIMEOUT = 30.0
 KEEPALIVE = 30.0
 """Seconds of silence after which a link to another process pings its peer; as long again
 without an answer and the link is declared dead."""
+HANDSHAKE_TIMEOUT = 10.0
+"""Seconds a new link may take to complete its handshake before it is dropped; a server
+counts them from the accept, for the stream's layers (TLS, WebSocket) and Canopy's."""
 IDLE_TIMEOUT = 3 * KEEPALIVE
 """Seconds a server lets an accepted link stay silent before it closes it. Every canopy
 client says something well within it: an idle one answers the server's keepalive

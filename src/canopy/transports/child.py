@@ -30,12 +30,11 @@ from typing import IO, Any
 
 from canopy._loops import run
 from canopy.errors import RpcError, TransportError
-from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, KEEPALIVE, Service
+from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, HANDSHAKE_TIMEOUT, KEEPALIVE, Service
 from canopy.streams._base import AsyncStream
 from canopy.streams._socket import AsyncSocketStream, SocketStream
 from canopy.streams.shm import Channel, aattach, attach
 from canopy.transports.stream import (
-    HANDSHAKE_TIMEOUT,
     AsyncStreamLink,
     BlockingStreamLink,
 )

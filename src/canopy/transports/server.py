@@ -24,7 +24,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, IDLE_TIMEOUT, KEEPALIVE, Service
+from canopy.runtime._zone import (
+    DEFAULT_CALL_TIMEOUT,
+    HANDSHAKE_TIMEOUT,
+    IDLE_TIMEOUT,
+    KEEPALIVE,
+    Service,
+)
 from canopy.streams import (
     NO_OPTIONS,
     AsyncListener,
@@ -41,7 +47,6 @@ from canopy.streams import (
 )
 from canopy.transports.stream import (
     CLOSE_TIMEOUT,
-    HANDSHAKE_TIMEOUT,
     AsyncStreamLink,
     BlockingStreamLink,
     StreamLink,

@@ -68,7 +68,13 @@ from canopy.errors import (
 )
 from canopy.runtime._modes import close_thread_loop
 from canopy.runtime._tables import SHARED
-from canopy.runtime._zone import DEFAULT_CALL_TIMEOUT, KEEPALIVE, Dispatch, Service
+from canopy.runtime._zone import (
+    DEFAULT_CALL_TIMEOUT,
+    HANDSHAKE_TIMEOUT,
+    KEEPALIVE,
+    Dispatch,
+    Service,
+)
 from canopy.streams import NO_OPTIONS, RECEIVE_SIZE, AsyncStream, Layering, Stream
 from canopy.streams import aconnect as open_async_stream
 from canopy.streams import connect as open_stream
@@ -96,8 +102,6 @@ from canopy.wire import (
 
 log = logging.getLogger("canopy.transports.stream")
 
-HANDSHAKE_TIMEOUT = 10.0
-"""Seconds a new link may take to complete its handshake before it is dropped."""
 DEAD_AFTER = 10.0
 """Seconds a link waits for any sign of life after a ping before it is declared dead."""
 CLOSE_TIMEOUT = 1.0
