@@ -33,6 +33,20 @@ URLS = {"tcp": "tcp://127.0.0.1:0", "ws": "ws://127.0.0.1:0/canopy"}
 PATH = "/canopy"
 
 _decode = msgspec.msgpack.Decoder(Message).decode
+
+
+def frames(data: bytes) -> list[Message]:
+    """Every whole frame in ``data``, each of which must be a valid message."""
+    found, pos = [], 0
+    while len(data) - pos >= 4:
+        size = int.from_bytes(data[pos : pos + 4], "little")
+        if len(data) - pos - 4 < size:
+            break
+        found.append(_decode(data[pos + 4 : pos + 4 + size]))
+        pos += 4 + size
+    return found
+
+
 _zones = itertools.count(0x0BAD_0000_0001)
 
 # WebSocket opcodes (RFC 6455, 5.2)
@@ -222,14 +236,7 @@ class Hostile:
 
     def messages(self) -> list[Message]:
         """Every whole frame received so far, each of which must be a valid message."""
-        data, found, pos = self.received, [], 0
-        while len(data) - pos >= 4:
-            size = int.from_bytes(data[pos : pos + 4], "little")
-            if len(data) - pos - 4 < size:
-                break
-            found.append(_decode(data[pos + 4 : pos + 4 + size]))
-            pos += 4 + size
-        return found
+        return frames(self.received)
 
 
 def ws_frame(

@@ -32,33 +32,19 @@ from canopy.wire import (
     Call,
     HandshakeComplete,
     Limits,
-    Message,
     Post,
     Protocol,
     ProtocolViolation,
     Refuse,
     Role,
 )
-from hostile import Live
+from hostile import Live, frames
 from waiting import until
 
 MODES = ["blocking", "asyncio"]
 ROOT = b.i_test.__canopy__.id
 RECORD, RECORDED = 7, 8  # i_test's method ids: record (a post) and recorded
-_decode = msgspec.msgpack.Decoder(Message).decode
 _zones = itertools.count(0x51_0000_0001)
-
-
-def frames(data: bytes) -> list[Message]:
-    """Every whole frame in ``data``, each of which must be a valid message."""
-    found, pos = [], 0
-    while len(data) - pos >= 4:
-        size = int.from_bytes(data[pos : pos + 4], "little")
-        if len(data) - pos - 4 < size:
-            break
-        found.append(_decode(data[pos + 4 : pos + 4 + size]))
-        pos += 4 + size
-    return found
 
 
 def read_to_end(sock: socket.socket) -> bytes:
