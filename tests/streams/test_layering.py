@@ -4,6 +4,7 @@ serving side's ``layering`` accepts, byte for byte, blocking and asyncio."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,6 +118,44 @@ def test_asyncio_layers_in_any_order(
             assert back == PAYLOAD
             await client.close()
             await serving
+        finally:
+            listener.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+@pytest.mark.parametrize("stack", ["tcp", *STACKS])
+def test_abort_drops_what_waits_to_be_written_through_every_layer(
+    stack: str, short_dir: Path, contexts: tuple[Layering, Layering]
+) -> None:
+    """A server writing to a client that never reads is stuck; ``abort`` on the top of
+    any stack of layers drops what waits and closes the socket beneath at once (a link
+    does so to a peer past max_pending_write_bytes)."""
+    server_options, client_options = contexts
+
+    async def scenario() -> None:
+        listener = await streams.alisten(url(stack, short_dir))
+        wrap = streams.alayering(listener.url, server_options)
+        served: asyncio.Queue[tuple[object, object]] = asyncio.Queue()
+
+        async def serve() -> None:
+            accepted = await listener.accept()
+            assert accepted is not None
+            await served.put((accepted, await wrap(accepted) if wrap is not None else accepted))
+
+        serving = asyncio.create_task(serve())
+        try:
+            client = await streams.aconnect(listener.url, options=client_options)
+            base, stream = await asyncio.wait_for(served.get(), 10)
+            await serving
+            noise = os.urandom(8 << 20)  # zstd makes little of PAYLOAD
+            with pytest.raises(TimeoutError):  # the client reads nothing: the send sticks
+                await asyncio.wait_for(stream.send(noise), 0.5)  # type: ignore[attr-defined]
+            transport = base._writer.transport  # type: ignore[attr-defined]
+            assert transport.get_write_buffer_size() > 0
+            stream.abort()  # type: ignore[attr-defined]
+            assert transport.is_closing() and transport.get_write_buffer_size() == 0
+            await client.close()
         finally:
             listener.close()
 

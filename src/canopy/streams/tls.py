@@ -577,6 +577,14 @@ class AsyncTlsStream:
                 raise
             self._core.receive_data(incoming)
 
+    def abort(self) -> None:
+        """Drop what waits to be written, in the stream beneath when it can drop its own
+        (a socket's transport does): a peer that does not read would otherwise keep the
+        connection, and those bytes, for as long as it likes."""
+        drop = getattr(self._inner, "abort", None)
+        if drop is not None:
+            drop()
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -321,6 +321,13 @@ class AsyncZstdStream(_Layer[AsyncStream]):
                 await self._inner.close()
             raise
 
+    def abort(self) -> None:
+        """Drop what waits to be written beneath, when the stream there can (see
+        ``AsyncTlsStream.abort``)."""
+        drop = getattr(self._inner, "abort", None)
+        if drop is not None:
+            drop()
+
     async def close(self) -> None:
         if self._closed:
             return
