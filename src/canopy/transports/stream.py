@@ -1214,16 +1214,13 @@ class AsyncStreamLink(StreamLink):
                     # the peer's calls are read, and posts while the poster keeps the
                     # loop (and so the writer) from running.
                     waits = self._sending or type(message) is Reply or type(message) is Post
-                    held = self.protocol.buffered if waits else 0
             if not open_:
                 self._refused(message)
                 return
-            if held:
-                pending = held + self._sending + sum(map(len, self._backlog))
-                if pending > self._max_pending:
-                    self._overflow(pending, posted=type(message) is Post)
-                    self._refused(message)
-                    return
+            if waits and (pending := self.unwritten) > self._max_pending:
+                self._overflow(pending, posted=type(message) is Post)
+                self._refused(message)
+                return
             self._kick()
 
     def wait(self, call_id: int, timeout: float | None = None) -> Any:
