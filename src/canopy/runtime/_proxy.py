@@ -14,11 +14,12 @@ as an optimistic proxy does from another zone.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from canopy.errors import ObjectGone
 from canopy.generated import Interface
-from canopy.runtime._plans import interface_of, plan
+from canopy.runtime._plans import MethodPlan, interface_of, plan
 from canopy.runtime._tables import OPTIMISTIC, RemoteObject
 from canopy.runtime._zone import Service, _reachable
 
@@ -88,11 +89,20 @@ def proxy_class(cls: type[Interface], zone: Service) -> type[Any]:
     key = (cls, zone.mode.name)
     found = _classes.get(key)
     if found is None:
-        methods = {name: zone.mode.proxy_method(p) for name, p in plan(cls).by_name.items()}
-        found = type(f"{cls.__name__}_proxy", (Proxy, cls), methods)
-        found.__qualname__ = f"{cls.__qualname__}.proxy"
-        found.__abstractmethods__ = frozenset()
-        _classes[key] = found
+        mode = zone.mode
+        found = _classes[key] = _stand_in(cls, Proxy, "proxy", lambda _, p: mode.proxy_method(p))
+    return found
+
+
+def _stand_in(
+    cls: type[Interface], base: type[Any], suffix: str, method: Callable[[str, MethodPlan], Any]
+) -> type[Any]:
+    """``cls`` with ``base`` before it, each of its methods made by ``method(python name,
+    plan)``: the proxy classes and the local optimistic stand-ins."""
+    methods = {name: method(name, p) for name, p in plan(cls).by_name.items()}
+    found: type[Any] = type(f"{cls.__name__}_{suffix}", (base, cls), methods)
+    found.__qualname__ = f"{cls.__qualname__}.{suffix}"
+    found.__abstractmethods__ = frozenset()
     return found
 
 
@@ -139,7 +149,9 @@ class LocalOptimistic:
         return target
 
 
-def _forward(name: str, qualified: str) -> Any:
+def _forward(name: str, p: MethodPlan) -> Any:
+    qualified = p.qualified_name
+
     def method(self: LocalOptimistic, *args: Any, **kwargs: Any) -> Any:
         return getattr(self._canopy_target(qualified), name)(*args, **kwargs)
 
@@ -154,11 +166,7 @@ def local_optimistic(zone: Service, object_id: int, target: Any, cls: type[Inter
     """A new weak stand-in for ``target``, an object of ``zone``, as interface ``cls``."""
     klass = _weak_classes.get(cls)
     if klass is None:
-        methods = {name: _forward(name, p.qualified_name) for name, p in plan(cls).by_name.items()}
-        klass = type(f"{cls.__name__}_optimistic", (LocalOptimistic, cls), methods)
-        klass.__qualname__ = f"{cls.__qualname__}.optimistic"
-        klass.__abstractmethods__ = frozenset()
-        _weak_classes[cls] = klass
+        klass = _weak_classes[cls] = _stand_in(cls, LocalOptimistic, "optimistic", _forward)
     found = object.__new__(klass)
     found._canopy_zone = zone
     found._canopy_weak = weakref.ref(target)
